@@ -1,0 +1,1 @@
+"""Sandboxed execution of generated code: sandbox, language table, instrumentation, verdicts."""
