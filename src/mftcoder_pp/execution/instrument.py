@@ -82,18 +82,19 @@ class _AssertToRaise(ast.NodeTransformer):
 def _python(code: str, test: str, entry_point: str | None, nonce: str) -> dict[str, str]:
     tree = ast.parse(test)
     body, check = [], None
+    check_names = ("check", "mbpp_check__")
     for stmt in tree.body:
         # Drop the benchmark's own `check(f)` call: we call check ourselves, last.
         if (isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Call)
-                and isinstance(stmt.value.func, ast.Name) and stmt.value.func.id == "check"):
+                and isinstance(stmt.value.func, ast.Name) and stmt.value.func.id in check_names):
             if entry_point is None and stmt.value.args and isinstance(stmt.value.args[0], ast.Name):
                 entry_point = stmt.value.args[0].id
             continue
-        if isinstance(stmt, ast.FunctionDef) and stmt.name == "check":
+        if isinstance(stmt, ast.FunctionDef) and stmt.name in check_names:
             check = stmt
         body.append(stmt)
     if check is None or entry_point is None:
-        raise ValueError("python test must define check(candidate) and name the entry point")
+        raise ValueError("python test must define check(candidate) (or mbpp_check__) and name the entry point")
     params = {a.arg for a in check.args.args}
     rewriter = _AssertToRaise(params | {entry_point})
     new_body: list[ast.stmt] = []
@@ -115,7 +116,7 @@ def _python(code: str, test: str, entry_point: str | None, nonce: str) -> dict[s
     ast.fix_missing_locations(tree)
     tree.body = body
     runner = (f"\n_MFTPP_NONCE = {nonce!r}\n{_PY_RUNTIME}\n{ast.unparse(tree)}\n\n"
-              f"check({entry_point})\n_mftpp_emit('done')\n")
+              f"{check.name}({entry_point})\n_mftpp_emit('done')\n")
     return {"main.py": code.rstrip("\n") + "\n\n" + runner}
 
 

