@@ -35,12 +35,38 @@ def go_split_imports(text: str) -> tuple[list[str], str]:
     return specs, rest
 
 
-def go_program(setup: str, prompt: str, completion: str) -> str:
+# Standard-library packages HumanEval-X Go solutions use without their prompt importing them.
+GO_STD_PACKAGES = {name.rsplit("/", 1)[-1]: name for name in (
+    "bytes", "container/heap", "crypto/md5", "errors", "fmt", "math", "math/big", "math/bits", "math/rand",
+    "reflect", "regexp", "sort", "strconv", "strings", "time", "unicode", "unicode/utf8")}
+_GO_NOISE = re.compile(r'//[^\n]*|/\*.*?\*/|"(?:\\.|[^"\\\n])*"|`[^`]*`|\'(?:\\.|[^\'\\\n])*\'', re.S)
+
+
+def _go_package_name(spec: str) -> str:
+    parts = spec.split()
+    return parts[0] if len(parts) == 2 else parts[-1].strip('"').rsplit("/", 1)[-1]
+
+
+def go_fix_imports(specs: list[str], body: str) -> list[str]:
+    """What goimports would do for HumanEval-X: drop imports the code never uses (Go refuses them)
+    and add the standard-library packages it uses without importing them (11 tasks' prompts lack
+    or over-declare imports). Comments and string literals are ignored when looking for uses."""
+    code = _GO_NOISE.sub(" ", body)
+    used = set(re.findall(r"(?<![\w.])([A-Za-z_]\w*)\s*\.", code))
+    kept = [s for s in dict.fromkeys(specs) if _go_package_name(s) in used or _go_package_name(s) == "_"]
+    have = {_go_package_name(s) for s in kept}
+    added = [f'"{GO_STD_PACKAGES[n]}"' for n in sorted(used - have) if n in GO_STD_PACKAGES]
+    return kept + added
+
+
+def go_program(setup: str, prompt: str, completion: str, test: str = "") -> str:
+    """The Go program under test (the test is appended after it by the harness)."""
     setup_specs, setup_rest = go_split_imports(setup)
     prompt_specs, prompt_rest = go_split_imports(prompt)
-    specs = list(dict.fromkeys(setup_specs + prompt_specs))
+    body = f"{setup_rest.strip()}\n{prompt_rest.lstrip()}{completion}"
+    specs = go_fix_imports(setup_specs + prompt_specs, body + "\n" + test)
     imports = "import (\n" + "".join(f"    {s}\n" for s in specs) + ")\n" if specs else ""
-    return f"package main\n\n{imports}{setup_rest.strip()}\n{prompt_rest.lstrip()}{completion}"
+    return f"package main\n\n{imports}{body}"
 
 
 class HumanEvalX:
@@ -83,7 +109,7 @@ class HumanEvalX:
             includes = "".join(line + "\n" for line in row["declaration"].splitlines() if line.strip().startswith("#include"))
             return includes + task.prompt + completion
         if self.language == "go":
-            return go_program(row.get("test_setup", "package main\n"), task.prompt, completion)
+            return go_program(row.get("test_setup", "package main\n"), task.prompt, completion, task.test)
         if self.language == "rust":
             return re.sub(r"^\s*fn\s+main\s*\(\s*\)\s*\{\s*\}", "", task.prompt, count=1) + completion
         return task.prompt + completion

@@ -10,6 +10,7 @@ import ast
 import builtins
 import gzip
 import json
+import warnings
 from functools import cached_property
 from importlib import resources
 
@@ -23,7 +24,11 @@ PROMPT = "You are an expert Python programmer, and here is your task: {text} You
 def entry_point_of(asserts: list[str], reference: str) -> str | None:
     """The function the tests call: the first called name the reference defines (some references
     shadow builtins, e.g. `sum`), else the first called name that is not a builtin."""
-    defined = {n.name for n in ast.parse(reference).body if isinstance(n, (ast.FunctionDef, ast.ClassDef))}
+    with warnings.catch_warnings():  # some references hold invalid escapes like "\w"
+        warnings.simplefilter("ignore", SyntaxWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        tree = ast.parse(reference)
+    defined = {n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.ClassDef))}
     called = [node.func.id for line in asserts for node in ast.walk(ast.parse(line))
               if isinstance(node, ast.Call) and isinstance(node.func, ast.Name)]
     for name in called:

@@ -24,9 +24,12 @@ NPM_PACKAGES = ("js-md5",)
 
 
 def cache_dir() -> Path:
-    """Where prepared toolchain artifacts live (built Rust crates, Go build cache, npm modules)."""
-    root = os.environ.get("MFTPP_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "mftcoder_pp")
-    path = Path(root)
+    """Where prepared toolchain artifacts live (built Rust crates, Go build cache, npm modules).
+    As root the default is under /var/cache: the sandbox's unprivileged uids must be able to read
+    the npm modules, and root's home directory is closed to them."""
+    default = ("/var/cache/mftcoder_pp" if os.geteuid() == 0
+               else os.path.join(os.path.expanduser("~"), ".cache", "mftcoder_pp"))
+    path = Path(os.environ.get("MFTPP_CACHE") or default)
     path.mkdir(parents=True, exist_ok=True)
     return path
 

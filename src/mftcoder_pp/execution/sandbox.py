@@ -21,6 +21,7 @@ remain, and the evaluation summary says so.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import resource
 import selectors
@@ -34,6 +35,8 @@ from dataclasses import dataclass, field
 # RLIMIT_NPROC counts only that slot's processes and "kill every process of this uid" is a
 # complete cleanup. The range is far above ordinary system and login uids.
 SLOT_UID_BASE = 61000
+UID_RANGE = 4000
+UID_LOCK_DIR = "/run/lock/mftcoder_pp" if os.path.isdir("/run/lock") else "/tmp/mftcoder_pp-locks"
 
 # The parts of /etc that compilers and runtimes read (dynamic linker, JVM config, certificates).
 ETC_ENTRIES = ("/etc/alternatives", "/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d",
@@ -101,8 +104,29 @@ class Sandbox:
             raise RuntimeError("isolation='bwrap' was requested but bubblewrap is missing or cannot "
                                "create namespaces here (install Debian's 'bubblewrap')")
         self.isolation = "bwrap" if self.bwrap else "none"
-        self.uid = SLOT_UID_BASE + slot if os.geteuid() == 0 else None
+        self._uid_lock = None
+        self.uid = self._claim_uid(SLOT_UID_BASE + slot) if os.geteuid() == 0 else None
         self.extra_ro_binds = tuple(p for p in extra_ro_binds if os.path.exists(p))
+
+    def _claim_uid(self, first: int) -> int:
+        """A private uid no other sandbox on this machine is using (in this or another process):
+        killing "every process of my uid" must never reach another evaluation's programs."""
+        os.makedirs(UID_LOCK_DIR, mode=0o700, exist_ok=True)
+        for uid in range(first, first + UID_RANGE):
+            fh = open(os.path.join(UID_LOCK_DIR, f"uid-{uid}.lock"), "w")
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                fh.close()
+                continue
+            self._uid_lock = fh  # held for the sandbox's lifetime; the OS releases it on exit
+            return uid
+        raise RuntimeError(f"no free sandbox uid in [{first}, {first + UID_RANGE})")
+
+    def close(self) -> None:
+        if self._uid_lock is not None:
+            self._uid_lock.close()
+            self._uid_lock = None
 
     def describe(self) -> dict:
         return {"isolation": self.isolation, "private_uid": self.uid is not None,
