@@ -197,10 +197,47 @@ def _go(code: str, test: str, entry_point: str | None, nonce: str) -> dict[str, 
 
 
 # ----------------------------------------------------------------------------------------- rust
+def strip_rust_comments(text: str) -> str:
+    """Remove // and (nested) /* */ comments, leaving string and char literals alone."""
+    out, i, n = [], 0, len(text)
+    while i < n:
+        two = text[i:i + 2]
+        if two == "//":
+            while i < n and text[i] != "\n":
+                i += 1
+        elif two == "/*":
+            depth, i = 1, i + 2
+            while i < n and depth:
+                if text[i:i + 2] == "/*":
+                    depth, i = depth + 1, i + 2
+                elif text[i:i + 2] == "*/":
+                    depth, i = depth - 1, i + 2
+                else:
+                    i += 1
+            out.append(" ")
+        elif text[i] == '"':
+            j = i + 1
+            while j < n and text[j] != '"':
+                j += 2 if text[j] == "\\" else 1
+            out.append(text[i:j + 1])
+            i = j + 1
+        elif text[i] == "'" and re.match(r"'(\\.|[^\\'])'", text[i:i + 4]):
+            m = re.match(r"'(\\.|[^\\'])'", text[i:i + 4])
+            out.append(m.group(0))
+            i += len(m.group(0))
+        else:
+            out.append(text[i])
+            i += 1
+    return "".join(out)
+
+
 def _rust(code: str, test: str, entry_point: str | None, nonce: str) -> dict[str, str]:
+    # Comments first: HumanEval-X Rust/32's whole test is commented out, Rust/50 has a comment
+    # between #[test] and its fn. A test without #[test] functions passes vacuously, as in libtest.
+    test = strip_rust_comments(test)
     names = re.findall(r"#\s*\[\s*test\s*\]\s*(?:pub\s+)?fn\s+(\w+)", test)
-    if not names:
-        raise ValueError("rust test has no #[test] function")
+    if not re.search(r"\bmod\s+tests\s*\{", test):
+        test += "\nmod tests {\n    use super::*;\n}\n"
     body = re.sub(r"#\s*\[\s*cfg\s*\(\s*test\s*\)\s*\]", "", test)
     body = re.sub(r"#\s*\[\s*test\s*\]", "", body)
     m = re.search(r"\bmod\s+tests\s*\{", body)
