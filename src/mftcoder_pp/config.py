@@ -1,0 +1,118 @@
+"""Strict YAML -> dataclass loading: unknown keys, wrong types and missing fields are errors that
+name the file and the key path (e.g. `configs/prepare.yaml: sources[2].format: ...`)."""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+T = TypeVar("T")
+
+
+class ConfigError(ValueError):
+    """A configuration problem; the message starts with the file and key path."""
+
+
+def load_config(path: str | Path, cls: type[T], overrides: dict[str, Any] | None = None) -> T:
+    """Read a YAML file into dataclass `cls`, strictly."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config ({exc.strerror})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f":{mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{path}{where}: invalid YAML ({getattr(exc, 'problem', exc)})") from None
+    if data is None:
+        data = {}
+    for key, value in (overrides or {}).items():
+        data[key] = value
+    return from_dict(cls, data, where=str(path))
+
+
+def from_dict(cls: type[T], data: Any, where: str = "config", path: str = "") -> T:
+    """Build dataclass `cls` from plain data; every problem names `where` and the key path."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: {path or 'top level'}: expected a mapping, got {type(data).__name__}")
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        hint = f" (known: {', '.join(sorted(fields))})"
+        raise ConfigError(f"{where}: {_join(path, unknown[0])}: unknown key{hint}")
+    hints = typing.get_type_hints(cls)
+    kwargs = {}
+    for name, f in fields.items():
+        key = _join(path, name)
+        if name in data:
+            kwargs[name] = _convert(hints[name], data[name], where, key)
+        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            raise ConfigError(f"{where}: {key}: missing required key")
+    try:
+        return cls(**kwargs)
+    except (ValueError, TypeError) as exc:  # a dataclass's own validation in __post_init__
+        raise ConfigError(f"{where}: {path or 'top level'}: {exc}") from None
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+def _convert(tp: Any, value: Any, where: str, key: str) -> Any:
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if tp is Any:
+        return value
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _convert(arg, value, where, key)
+            except ConfigError as exc:
+                errors.append(str(exc))
+        raise ConfigError(errors[0] if len(errors) == 1 else f"{where}: {key}: {value!r} matches none of {tp}")
+    if origin is typing.Literal:
+        if value not in args:
+            raise ConfigError(f"{where}: {key}: must be one of {', '.join(map(repr, args))}, got {value!r}")
+        return value
+    if dataclasses.is_dataclass(tp):
+        return from_dict(tp, value, where, key)
+    if origin in (list, tuple):
+        if not isinstance(value, list):
+            raise ConfigError(f"{where}: {key}: expected a list, got {type(value).__name__}")
+        item = args[0] if args else Any
+        items = [_convert(item, v, where, f"{key}[{i}]") for i, v in enumerate(value)]
+        return items if origin is list else tuple(items)
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: {key}: expected a mapping, got {type(value).__name__}")
+        kt, vt = args or (Any, Any)
+        return {_convert(kt, k, where, f"{key}.{k}"): _convert(vt, v, where, f"{key}.{k}") for k, v in value.items()}
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{where}: {key}: expected a number, got {value!r}")
+        return float(value)
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where}: {key}: expected an integer, got {value!r}")
+        return value
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: {key}: expected true or false, got {value!r}")
+        return value
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: {key}: expected a string, got {value!r}")
+        return value
+    raise ConfigError(f"{where}: {key}: unsupported config type {tp}")
