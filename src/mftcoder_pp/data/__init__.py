@@ -1,0 +1,1 @@
+"""Training data: canonical records, readers, the preprocessing pipeline, sampling and curriculum."""
