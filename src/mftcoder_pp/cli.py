@@ -49,6 +49,14 @@ def cmd_toolchains(args: argparse.Namespace) -> int:
     return 1 if problems else 0
 
 
+def cmd_tokenizer(args: argparse.Namespace) -> int:
+    from .tokenizer import build_tokenizer
+
+    report = build_tokenizer(args.config, out=args.out)
+    print(json.dumps({k: report[k] for k in ("vocab_size", "per_language") if k in report}, indent=2))
+    return 0
+
+
 def _print_summary(summary: dict) -> None:
     keys = ("benchmark", "complete", "num_tasks", "num_samples", "pass@k", "status_counts", "fpr", "test_pass_rate",
             "rsr", "exact_match", "bleu")
@@ -82,6 +90,11 @@ def build_parser() -> argparse.ArgumentParser:
     mg.add_argument("--out", required=True, metavar="DIR")
     mg.add_argument("--k", type=_ks, default=(1, 10, 100))
     mg.set_defaults(func=cmd_merge)
+
+    tk = sub.add_parser("tokenizer", help="build a vocabulary-fused tokenizer, or add language tokens to one")
+    tk.add_argument("config", metavar="CONFIG.yaml")
+    tk.add_argument("--out", default=None, help="override the config's output directory")
+    tk.set_defaults(func=cmd_tokenizer)
 
     tc = sub.add_parser("toolchains", help="check (and prepare) the compilers and runtimes of every language")
     tc.add_argument("--install-npm", action="store_true", help="also install npm packages benchmarks need")
