@@ -42,19 +42,33 @@ import os as _mftpp_os, sys as _mftpp_sys
 _MFTPP_STDLIB = frozenset(_mftpp_sys.stdlib_module_names) - {"unittest", "__main__"}
 def _mftpp_emit(line):
     _mftpp_os.write(1, ("\n@@MFTPP:%s:" % _MFTPP_NONCE + line + "\n").encode())
+import collections.abc as _mftpp_abc
+def _mftpp_type_trusted(t):
+    """Static (C-defined) types are trusted; a class defined in Python only if it comes from the
+    standard library and really is what its module exports under its name."""
+    if not t.__flags__ & (1 << 9):  # Py_TPFLAGS_HEAPTYPE: every `class` statement makes one
+        return True
+    name = getattr(t, "__module__", None) or ""
+    if name.split(".")[0] not in _MFTPP_STDLIB:
+        return False
+    obj = _mftpp_sys.modules.get(name)
+    for part in t.__qualname__.split("."):
+        obj = getattr(obj, part, None)
+    return obj is t
 def _mftpp_trusted(value):
-    """Refuse values whose type was defined outside the standard library (e.g. always-equal objects)."""
+    """Refuse values built from types defined outside the standard library (always-equal objects)."""
     stack, seen = [value], 0
     while stack and seen < 100000:
         v = stack.pop(); seen += 1
         t = type(v)
-        mod = (getattr(t, "__module__", None) or "").split(".")[0]
-        if mod != "builtins" and mod not in _MFTPP_STDLIB:
+        if not _mftpp_type_trusted(t):
             raise AssertionError("the function returned an object of untrusted type %r" % t.__qualname__)
-        if t in (list, tuple, set, frozenset):
-            stack.extend(v)
-        elif t is dict:
+        if isinstance(v, (str, bytes, bytearray)):
+            continue
+        if isinstance(v, _mftpp_abc.Mapping):
             stack.extend(v.keys()); stack.extend(v.values())
+        elif isinstance(v, _mftpp_abc.Collection):
+            stack.extend(v)
     return value
 '''
 
@@ -162,29 +176,51 @@ def _cpp(code: str, test: str, entry_point: str | None, nonce: str) -> dict[str,
 
 # ----------------------------------------------------------------------------------- javascript
 def _javascript(code: str, test: str, entry_point: str | None, nonce: str) -> dict[str, str]:
-    hook = (";(() => { const w = require('fs').writeSync; let i = 0;\n"
-            f"  const emit = (s) => w(1, '\\n{MARK}:{nonce}:' + s + '\\n');\n"
-            "  const check = (c, ...m) => { emit('case:' + (i++) + ':' + (c ? 'ok' : 'fail')); };\n"
-            "  Object.defineProperty(console, 'assert', { value: check, writable: false, configurable: false });\n"
-            "  globalThis.__mftpp_done = () => emit('done');\n"
-            "  Object.defineProperty(globalThis, '__mftpp_done', { writable: false, configurable: false });\n"
-            "})();\n")
-    return {"main.js": f"{code}\n{hook}{test}\n;__mftpp_done();\n"}
+    # main.js installs the hook, then loads the code + test: nothing untrusted runs before the
+    # hook has locked console.assert, console itself and the report function.
+    hook = ("'use strict';\n"
+            "const w = require('fs').writeSync;\n"
+            f"const emit = (s) => w(1, '\\n{MARK}:{nonce}:' + s + '\\n');\n"
+            "let i = 0;\n"
+            "const check = (c, ...m) => { emit('case:' + (i++) + ':' + (c ? 'ok' : 'fail')); };\n"
+            "const lock = (o, k, v) => Object.defineProperty(o, k, { value: v, writable: false, configurable: false });\n"
+            "lock(globalThis, 'console', globalThis.console);\n"
+            "lock(console, 'assert', check);\n"
+            "lock(globalThis, '__mftpp_done', () => emit('done'));\n"
+            "require('./solution.js');\n")
+    return {"main.js": hook, "solution.js": f"{code}\n{test}\n;__mftpp_done();\n"}
 
 
 # ----------------------------------------------------------------------------------------- java
+# Names a Java test uses from java.lang / java.util: imported one by one in the test's own file,
+# so that a class of the same name declared by the code under test cannot shadow them.
+_JAVA_SINGLE_IMPORTS = {
+    **{n: "java.lang" for n in ("String", "Integer", "Long", "Double", "Float", "Boolean", "Character", "Math",
+                               "Object", "System", "AssertionError", "StringBuilder", "Exception", "Short", "Byte",
+                               "RuntimeException", "Iterable", "Comparable", "Number")},
+    **{n: "java.util" for n in ("Arrays", "List", "ArrayList", "LinkedList", "Map", "HashMap", "TreeMap",
+                               "LinkedHashMap", "Set", "HashSet", "TreeSet", "Collections", "Objects", "Optional",
+                               "Iterator", "Deque", "ArrayDeque", "Stack", "Queue", "PriorityQueue", "Random")},
+}
+
+
 def _java(code: str, test: str, entry_point: str | None, nonce: str) -> dict[str, str]:
     renamed, count = re.subn(r"\bpublic\s+class\s+Main\b", "class MftppTestMain", test)
     if count != 1:
         raise ValueError("java test must declare exactly one `public class Main`")
-    runner = ("\npublic class Main {\n"
+    on_demand = "".join(m + "\n" for m in re.findall(r"^\s*import\s+(?:static\s+)?[\w.]+(?:\.\*)?\s*;", code, re.M))
+    single = "".join(f"import {pkg}.{name};\n" for name, pkg in sorted(_JAVA_SINGLE_IMPORTS.items())
+                     if re.search(rf"\b{name}\b", renamed))
+    runner = ("public class Main {\n"
               "    public static void main(String[] args) throws Throwable {\n"
               "        MftppTestMain.main(args);\n"
               "        System.out.flush();\n"
               f"        System.out.print(\"\\n{MARK}:{nonce}:done\\n\");\n"
               "        System.out.flush();\n"
               "    }\n}\n")
-    return {"Main.java": f"{code}\n{renamed}\n{runner}"}
+    runner_imports = "import java.lang.String;\nimport java.lang.System;\nimport java.lang.Throwable;\n"
+    return {"Solution.java": code, "MftppTestMain.java": f"{on_demand}{single}\n{renamed}\n",
+            "Main.java": runner_imports + runner}
 
 
 # ------------------------------------------------------------------------------------------- go
@@ -235,6 +271,8 @@ def _rust(code: str, test: str, entry_point: str | None, nonce: str) -> dict[str
     # Comments first: HumanEval-X Rust/32's whole test is commented out, Rust/50 has a comment
     # between #[test] and its fn. A test without #[test] functions passes vacuously, as in libtest.
     test = strip_rust_comments(test)
+    # By path, so that a `macro_rules! assert_eq` in the code under test cannot replace them.
+    test = re.sub(r"(?<![\w:])(assert|assert_eq|assert_ne)!", r"::std::\1!", test)
     names = re.findall(r"#\s*\[\s*test\s*\]\s*(?:pub\s+)?fn\s+(\w+)", test)
     if not re.search(r"\bmod\s+tests\s*\{", test):
         test += "\nmod tests {\n    use super::*;\n}\n"

@@ -125,6 +125,11 @@ def _signal_of(out: Outcome, sandbox: Sandbox) -> int | None:
     return None
 
 
+def _mentions(out: Outcome, patterns: tuple[str, ...]) -> bool:
+    # Runtimes disagree on the stream: the Go test binary and the JVM's start-up errors use stdout.
+    return any(p in out.stderr or p in out.stdout for p in patterns)
+
+
 def _resource_problem(out: Outcome, limits: Limits, sandbox: Sandbox, lang) -> str | None:
     sig = _signal_of(out, sandbox)
     if out.output_exceeded:
@@ -133,8 +138,12 @@ def _resource_problem(out: Outcome, limits: Limits, sandbox: Sandbox, lang) -> s
         return "timeout"
     if sig == signal.SIGXFSZ:
         return "file size limit"
-    if any(p in out.stderr for p in lang.memory_patterns) or out.max_rss_mb >= 0.9 * limits.memory_mb:
+    if _mentions(out, lang.memory_patterns) or out.max_rss_mb >= 0.9 * limits.memory_mb:
         return "memory_exceeded"
+    # A SIGKILL we did not send is the kernel enforcing the hard CPU limit (programs that ignore
+    # or handle SIGXCPU — the Go runtime does — get it one second after the soft limit).
+    if sig == signal.SIGKILL:
+        return "timeout"
     return None
 
 
@@ -144,6 +153,8 @@ def classify(out: Outcome, cases: list[str], done: bool, lang, limits: Limits, s
         if case == "fail":
             return "failed", f"test case {i} failed"
         if case == "error":
+            if _mentions(out, lang.memory_patterns):
+                return "memory_exceeded", f"test case {i} ran out of memory"
             return "runtime_error", f"test case {i} raised an error"
     problem = _resource_problem(out, limits, sandbox, lang)
     if done and problem is None and out.returncode == 0:
@@ -152,7 +163,7 @@ def classify(out: Outcome, cases: list[str], done: bool, lang, limits: Limits, s
         return problem, f"{problem} after {len(cases)} passing test case(s)"
     if problem:
         return "runtime_error", problem
-    if any(p in out.stderr for p in lang.assertion_patterns):
+    if _mentions(out, lang.assertion_patterns):
         return "failed", "a test assertion failed"
     if done:
         return "runtime_error", f"tests finished but the program then exited with status {out.returncode}"

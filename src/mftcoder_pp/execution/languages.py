@@ -61,7 +61,8 @@ LANGUAGES: dict[str, Language] = {
     "java": Language(
         "java", "java",
         ("javac", "-J-Xmx768m", "-J-XX:+UseSerialGC", "-J-XX:TieredStopAtLevel=1", "-J-XX:CompressedClassSpaceSize=64m",
-         "-J-XX:ReservedCodeCacheSize=64m", "-encoding", "UTF-8", "-nowarn", "-d", ".", "Main.java"),
+         "-J-XX:ReservedCodeCacheSize=64m", "-encoding", "UTF-8", "-nowarn", "-d", ".", "-sourcepath", ".",
+         "Main.java"),
         ("java", "-ea", "-Xmx768m", "-Xss16m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
          "-XX:CompressedClassSpaceSize=64m", "-XX:ReservedCodeCacheSize=64m", "-cp", ".", "Main"),
         memory_patterns=("OutOfMemoryError", "Could not reserve enough space"),

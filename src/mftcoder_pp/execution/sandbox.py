@@ -155,7 +155,9 @@ class Sandbox:
         return _execute(cmd, cwd, popen_env, limits, as_uid)
 
     def _bwrap_argv(self, argv, workdir, limits, writable_workdir, env, ro_binds, rw_binds, binds_to) -> list[str]:
-        args = [self.bwrap, "--unshare-all", "--die-with-parent", "--new-session",
+        # --as-pid-1: the program itself is the namespace's init, so bwrap reaps it and its CPU
+        # time and peak memory reach our wait4 (with bwrap's own init in between they are lost).
+        args = [self.bwrap, "--unshare-all", "--die-with-parent", "--new-session", "--as-pid-1",
                 "--ro-bind", "/usr", "/usr", "--proc", "/proc", "--dev", "/dev",
                 "--size", str(limits.tmp_mb * 1024 * 1024), "--tmpfs", "/tmp"]
         for name in ("bin", "lib", "lib64", "lib32", "sbin"):
@@ -237,7 +239,7 @@ def _execute(cmd: list[str], cwd: str, env: dict[str, str], limits: Limits, as_u
         return Outcome(None, None, "", "", 0.0, 0.0, 0.0, sandbox_error=f"could not start {cmd[0]!r}: {exc}")
 
     out, err, wall_timeout, exceeded, reaped = _collect(proc, start + limits.wall_seconds, limits.output_bytes)
-    if reaped is None:
+    if reaped is None:  # still running: wall clock or output cap
         _kill_tree(proc.pid)
         reaped = os.wait4(proc.pid, 0)
     _, status, usage = reaped
@@ -261,46 +263,53 @@ def _execute(cmd: list[str], cwd: str, env: dict[str, str], limits: Limits, as_u
     )
 
 
+# After the program exits, how long its pipes may stay open (held by a leftover daemon that is
+# about to be killed) before we stop reading.
+EXIT_GRACE_SECONDS = 0.2
+
+
 def _collect(proc: subprocess.Popen, deadline: float, cap: int):
-    """Read stdout/stderr until both close and the process exits, the deadline passes, or together
-    they exceed `cap`. Returns (stdout, stderr, wall_timeout, exceeded, wait4 result or None)."""
-    bufs = {proc.stdout: bytearray(), proc.stderr: bytearray()}
+    """Read stdout/stderr until the process has exited and both pipes are closed (or the grace
+    period after the exit has passed), the deadline passes, or together they exceed `cap`.
+    Returns (stdout, stderr, wall_timeout, exceeded, wait4 result or None)."""
+    out_fd, err_fd = proc.stdout.fileno(), proc.stderr.fileno()
+    bufs = {out_fd: bytearray(), err_fd: bytearray()}
     sel = selectors.DefaultSelector()
-    for stream in bufs:
-        os.set_blocking(stream.fileno(), False)
-        sel.register(stream, selectors.EVENT_READ)
-    total, wall_timeout, exceeded = 0, False, False
-    while sel.get_map():
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            wall_timeout = True
-            break
-        for key, _ in sel.select(timeout=min(remaining, 0.5)):
-            chunk = os.read(key.fd, 65536)
-            if not chunk:
-                sel.unregister(key.fileobj)
-                continue
-            bufs[key.fileobj] += chunk
-            total += len(chunk)
-            if total > cap:
-                exceeded = True
-        if exceeded:
-            break
-    # The pipes may close before the process exits (it closed them itself): wait for the exit.
-    reaped = None
-    while not wall_timeout and not exceeded:
-        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-        if pid:
-            reaped = (pid, status, usage)
-            break
-        if time.monotonic() >= deadline:
-            wall_timeout = True
-            break
-        time.sleep(0.002)
-    sel.close()
-    for stream in bufs:
-        stream.close()
-    out, err = bytes(bufs[proc.stdout]), bytes(bufs[proc.stderr])
+    for fd in bufs:
+        os.set_blocking(fd, False)
+        sel.register(fd, selectors.EVENT_READ)
+    pidfd = os.pidfd_open(proc.pid)  # readable when the process exits: no polling
+    sel.register(pidfd, selectors.EVENT_READ)
+    total, wall_timeout, exceeded, reaped = 0, False, False, None
+    stop_at = deadline
+    try:
+        while True:
+            remaining = stop_at - time.monotonic()
+            if remaining <= 0:
+                wall_timeout = reaped is None
+                break
+            for key, _ in sel.select(timeout=remaining):
+                if key.fd == pidfd:
+                    reaped = os.wait4(proc.pid, 0)
+                    sel.unregister(pidfd)
+                    stop_at = min(deadline, time.monotonic() + EXIT_GRACE_SECONDS)
+                    continue
+                chunk = os.read(key.fd, 65536)
+                if not chunk:
+                    sel.unregister(key.fd)
+                    continue
+                bufs[key.fd] += chunk
+                total += len(chunk)
+                if total > cap:
+                    exceeded = True
+            if exceeded or (reaped and not sel.get_map()):
+                break
+    finally:
+        sel.close()
+        os.close(pidfd)
+        proc.stdout.close()
+        proc.stderr.close()
+    out, err = bytes(bufs[out_fd]), bytes(bufs[err_fd])
     if exceeded:
         out, err = out[:cap], err[: max(0, cap - len(out))]
     return out, err, wall_timeout, exceeded, reaped
