@@ -49,6 +49,14 @@ def cmd_toolchains(args: argparse.Namespace) -> int:
     return 1 if problems else 0
 
 
+def cmd_prepare(args: argparse.Namespace) -> int:
+    from .prepare import prepare
+
+    report = prepare(args.config, out=args.out, strict=args.strict)
+    print(json.dumps({k: report[k] for k in ("out", "totals", "outputs")}, indent=2))
+    return 0
+
+
 def cmd_tokenizer(args: argparse.Namespace) -> int:
     from .tokenizer import build_tokenizer
 
@@ -90,6 +98,12 @@ def build_parser() -> argparse.ArgumentParser:
     mg.add_argument("--out", required=True, metavar="DIR")
     mg.add_argument("--k", type=_ks, default=(1, 10, 100))
     mg.set_defaults(func=cmd_merge)
+
+    pp = sub.add_parser("prepare", help="raw sources -> canonical JSONL per task + a report with figures")
+    pp.add_argument("config", metavar="CONFIG.yaml")
+    pp.add_argument("--out", default=None, help="override the config's output directory")
+    pp.add_argument("--strict", action="store_true", help="stop at the first bad input record (exit 2)")
+    pp.set_defaults(func=cmd_prepare)
 
     tk = sub.add_parser("tokenizer", help="build a vocabulary-fused tokenizer, or add language tokens to one")
     tk.add_argument("config", metavar="CONFIG.yaml")

@@ -18,6 +18,12 @@ for _code in LANG_CODES:
     REGISTRY[f"humaneval-x-{_code}"] = (lambda c=_code: HumanEvalX(c))
     REGISTRY[f"humanevalpack-{_code}"] = (lambda c=_code: HumanEvalX(c, pack=True))
 
+# The synthetic multilingual suite: synthetic-<language> (held-out test split) and synthetic-transfer
+# (docs/synthetic.md). Generated from a fixed seed when first used.
+from ..synthetic.benchmark import synthetic_benchmarks  # noqa: E402
+
+REGISTRY.update(synthetic_benchmarks())
+
 # Tasks whose canonical solution does not pass the benchmark's own test here, or whose test is
 # weaker than it looks. They are evaluated like every other task (never skipped); results and
 # summaries flag them. Explanations: docs/evaluation.md.

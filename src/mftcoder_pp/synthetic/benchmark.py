@@ -1,0 +1,57 @@
+"""The synthetic suite's held-out splits as benchmarks: `synthetic-<language>` (the test split in one
+language) and `synthetic-transfer` (the transfer split, every language but python; the summary's
+per-language block breaks it down by `Task.language`).
+
+They are generated from DEFAULT_SEED with the default `SuiteSettings` when first used (a few
+tenths of a second, cached per process), so training data from `generate_suite(DEFAULT_SEED)` and
+these benchmarks agree on which combinations are held out.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Callable
+
+from .render import LANGUAGES
+from .suite import Suite, generate_suite
+
+DEFAULT_SEED = 0
+
+
+@functools.lru_cache(maxsize=1)
+def default_suite() -> Suite:
+    return generate_suite(DEFAULT_SEED, splits=("test", "transfer"))
+
+
+class SyntheticBenchmark:
+    completion_is_full_program = False
+
+    def __init__(self, split: str, language: str | None = None):
+        if split not in ("test", "transfer") or (split == "test") != (language is not None):
+            raise ValueError("a synthetic benchmark is the test split of one language or the whole transfer split")
+        if language is not None and language not in LANGUAGES:
+            raise ValueError(f"unknown language {language!r}; known: {', '.join(LANGUAGES)}")
+        self.split, self.language = split, language
+        self.name = f"synthetic-{language}" if split == "test" else "synthetic-transfer"
+
+    @functools.cached_property
+    def _tasks(self) -> list:
+        # Imported here: the benchmark registry imports this module, so a top-level import would be circular.
+        from ..benchmarks.base import Task
+        return [Task(f"{r.language}/{r.meta['key']}", r.language, r.input, r.output, r.tests, r.entry_point,
+                     instruction=r.instruction) for r in default_suite().records(self.split, self.language)]
+
+    def tasks(self) -> list:  # list[Task]
+        return self._tasks
+
+    def program(self, task, completion: str) -> str:
+        # Every prompt is the head of a complete program (Go's includes package and imports).
+        return task.prompt + completion
+
+
+def synthetic_benchmarks() -> dict[str, Callable[[], SyntheticBenchmark]]:
+    """Registry entries: name -> factory (cheap: nothing is generated until tasks() is called)."""
+    entries: dict[str, Callable[[], SyntheticBenchmark]] = {
+        f"synthetic-{lang}": (lambda lang=lang: SyntheticBenchmark("test", lang)) for lang in LANGUAGES}
+    entries["synthetic-transfer"] = lambda: SyntheticBenchmark("transfer")
+    return entries
