@@ -246,7 +246,7 @@ PY_CASES = [
     return x + y
 """, "runtime_error", bwrap_only=True),
     case("write_outside_workdir", "python", r"""    hits = []
-    for path in ('@SENTINEL_DIR@/new-@MARKER@', '@SENTINEL_DIR@/sentinel', '/work/new-@MARKER@',
+    for path in ('@SENTINEL_DIR@/new-@MARKER@', '@SENTINEL_DIR@/sentinel', '/sandbox/new-@MARKER@',
                  '/usr/local/new-@MARKER@', '/etc/new-@MARKER@', '/root/new-@MARKER@', '/var/tmp/new-@MARKER@',
                  '/dev/shm/new-@MARKER@', '/new-@MARKER@', '/tmp/new-@MARKER@', '/opt/new-@MARKER@'):
         try:
@@ -259,13 +259,13 @@ PY_CASES = [
     return 0 if any(p.startswith('@SENTINEL_DIR@') for p in hits) else x + y
 """, "passed", bwrap_only=True),
     case("delete_files", "python", r"""    import os, shutil
-    for path in ('@SENTINEL_DIR@/sentinel', '@SENTINEL_DIR@/secret.txt', '/work/main.py'):
+    for path in ('@SENTINEL_DIR@/sentinel', '@SENTINEL_DIR@/secret.txt', '/sandbox/main.py'):
         try:
             os.remove(path)
         except OSError:
             pass
     shutil.rmtree('@SENTINEL_DIR@', ignore_errors=True)
-    shutil.rmtree('/work', ignore_errors=True)
+    shutil.rmtree('/sandbox', ignore_errors=True)
     return x + y
 """, "passed", bwrap_only=True),
     case("network", "python", r"""    import socket
@@ -404,13 +404,13 @@ CPP_CASES = [
 }
 """, IGNORES_EFBIG, bwrap_only=True),
     case("write_and_delete_outside_workdir", "cpp",
-         r"""    const char *paths[] = {"@SENTINEL_DIR@/new-@MARKER@", "/work/new-@MARKER@",
+         r"""    const char *paths[] = {"@SENTINEL_DIR@/new-@MARKER@", "/sandbox/new-@MARKER@",
                            "/usr/local/new-@MARKER@",
                            "/etc/new-@MARKER@", "/tmp/new-@MARKER@", "/var/tmp/new-@MARKER@"};
     for (const char *p : paths) { FILE *f = fopen(p, "w"); if (f) { fputs("pwned", f); fclose(f); } }
     int hits = 0;
     if (unlink("@SENTINEL_DIR@/sentinel") == 0) hits++;
-    if (unlink("/work/main.cpp") == 0) hits++;
+    if (unlink("/sandbox/main.cpp") == 0) hits++;
     FILE *s = fopen("@SENTINEL_DIR@/new-@MARKER@", "r");
     if (s) { hits++; fclose(s); }
     return hits ? 0 : x + y;
@@ -654,7 +654,7 @@ for (const [host, port] of [['127.0.0.1', @PORT@], ['1.1.1.1', 53]]) {
 }
 """, "passed", bwrap_only=True),
     case("delete_files", "javascript", r"""  const fs = require('fs');
-  for (const p of ['@SENTINEL_DIR@', '/work']) { try { fs.rmSync(p, { recursive: true, force: true }); } catch (e) {} }
+  for (const p of ['@SENTINEL_DIR@', '/sandbox']) { try { fs.rmSync(p, { recursive: true, force: true }); } catch (e) {} }
   return x + y;
 }
 """, "passed", bwrap_only=True),
@@ -717,7 +717,7 @@ GO_CASES = [
 }
 """, "passed", prelude=go_imports("net", "time"), bwrap_only=True),
     case("write_and_delete_outside_workdir", "go", r"""    os.Remove("@SENTINEL_DIR@/sentinel")
-    os.RemoveAll("/work")
+    os.RemoveAll("/sandbox")
     for _, p := range []string{"@SENTINEL_DIR@/new-@MARKER@", "/tmp/new-@MARKER@", "/etc/new-@MARKER@"} {
         os.WriteFile(p, []byte("pwned"), 0o644)
     }

@@ -38,6 +38,9 @@ SLOT_UID_BASE = 61000
 UID_RANGE = 4000
 UID_LOCK_DIR = "/run/lock/mftcoder_pp" if os.path.isdir("/run/lock") else "/tmp/mftcoder_pp-locks"
 
+# Where the sample's work directory appears inside the sandbox (its cwd).
+SANDBOX_WORKDIR = "/sandbox"
+
 # The parts of /etc that compilers and runtimes read (dynamic linker, JVM config, certificates).
 ETC_ENTRIES = ("/etc/alternatives", "/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d",
                "/etc/java-17-openjdk", "/etc/ssl", "/etc/localtime", "/etc/passwd", "/etc/group",
@@ -136,7 +139,7 @@ class Sandbox:
             unprivileged: bool = True, env: dict[str, str] | None = None,
             ro_binds: tuple[str, ...] = (), rw_binds: tuple[str, ...] = (),
             binds_to: dict[str, str] | None = None) -> Outcome:
-        """Run argv with cwd=workdir (seen as /work inside the sandbox).
+        """Run argv with cwd=workdir (seen as SANDBOX_WORKDIR inside the sandbox).
 
         `unprivileged=False` runs as the calling user (used for compilers, which may live in a
         directory an unprivileged uid cannot reach, and which execute no untrusted code).
@@ -176,7 +179,7 @@ class Sandbox:
             args += ["--bind", path, path]
         for src, dest in binds_to.items():
             args += ["--ro-bind", src, dest]
-        args += ["--bind" if writable_workdir else "--ro-bind", workdir, "/work", "--chdir", "/work",
+        args += ["--bind" if writable_workdir else "--ro-bind", workdir, SANDBOX_WORKDIR, "--chdir", SANDBOX_WORKDIR,
                  "--clearenv"]
         for key, value in env.items():
             args += ["--setenv", key, value]
