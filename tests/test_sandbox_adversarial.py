@@ -1014,10 +1014,27 @@ def _new_in_our_session(before: set[int]) -> set[int]:
     return ours
 
 
-def _survivors(uid: int | None, marker: str, session_before: set[int]) -> list[str]:
+def _server_pids(sandbox: Sandbox) -> set[int]:
+    """The slot's persistent Python fork server (bwrap and the server itself): it outlives every
+    sample by design; what a sample leaves behind must not."""
+    server = getattr(sandbox, "_python_server", None)
+    if server is None or server.proc is None:
+        return set()
+    keep = {server.proc.pid}
+    for pid in _pids():
+        try:
+            with open(f"/proc/{pid}/stat") as fh:
+                if int(fh.read().rsplit(")", 1)[1].split()[1]) == server.proc.pid:
+                    keep.add(pid)
+        except (OSError, ValueError, IndexError):
+            continue
+    return keep
+
+
+def _survivors(uid: int | None, marker: str, session_before: set[int], keep: set[int] = frozenset()) -> list[str]:
     found = []
     for pid in _pids():
-        if pid == os.getpid():
+        if pid == os.getpid() or pid in keep:
             continue
         if uid is not None and uid in _uids(pid):
             found.append(f"pid {pid} runs as the slot uid {uid}: {_cmdline(pid)!r}")
@@ -1034,7 +1051,8 @@ SCAN_DIRS = ("/tmp", "/var/tmp", "/dev/shm", "/", "/etc", "/usr/local", "/root",
 def assert_host_clean(host: Host, sandbox: Sandbox, session_before: set[int], verdict: Verdict) -> None:
     # 1. No surviving process (a short grace period for the kernel to finish killing a namespace).
     deadline = time.monotonic() + 3.0
-    while (left := _survivors(sandbox.uid, host.marker, session_before)) and time.monotonic() < deadline:
+    keep = _server_pids(sandbox)
+    while (left := _survivors(sandbox.uid, host.marker, session_before, keep)) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not left, f"processes survived the run: {left}"
     # 2. No file named after the marker anywhere we can think of on the host.

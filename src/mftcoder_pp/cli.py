@@ -25,7 +25,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     summary = evaluate(args.benchmark, args.out, samples=args.samples, references=args.references, k=args.k,
                        workers=args.workers, num_shards=args.num_shards, shard_index=args.shard_index,
                        isolation=args.isolation, timeout=args.timeout, memory_mb=args.memory_mb, python=args.python,
-                       progress=not args.quiet)
+                       progress=not args.quiet, python_fork_server=not args.no_python_fork_server)
     _print_summary(summary)
     return 0
 
@@ -90,6 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--timeout", type=float, default=10.0, help="CPU seconds per program run")
     ev.add_argument("--memory-mb", type=int, default=2048, help="address-space limit per process")
     ev.add_argument("--python", default=None, help="interpreter that runs Python samples")
+    ev.add_argument("--no-python-fork-server", action="store_true",
+                    help="start a fresh sandbox and interpreter for every Python sample (slower)")
     ev.add_argument("--quiet", action="store_true")
     ev.set_defaults(func=cmd_evaluate)
 

@@ -83,7 +83,7 @@ def reference_samples(benchmark: Benchmark) -> list[Sample]:
 def evaluate(benchmark: str, out: str, samples: str | None = None, references: bool = False,
              k: tuple[int, ...] = (1, 10, 100), workers: int | None = None, num_shards: int = 1,
              shard_index: int = 0, isolation: str = "auto", timeout: float = 10.0, memory_mb: int = 2048,
-             python: str | None = None, progress: bool = True) -> dict:
+             python: str | None = None, progress: bool = True, python_fork_server: bool = True) -> dict:
     """Evaluate samples (or the references) of `benchmark`; returns the summary written to out/summary.json."""
     if references == (samples is not None):
         raise EvaluationError("give exactly one of --samples FILE or --references")
@@ -96,7 +96,7 @@ def evaluate(benchmark: str, out: str, samples: str | None = None, references: b
     mine = [s for s in all_samples if order[s.task_id] % num_shards == shard_index]
     workers = workers or max(1, os.cpu_count() or 1)
     limits = JudgeLimits(run=Limits(cpu_seconds=timeout, wall_seconds=timeout * 2 + 5, memory_mb=memory_mb))
-    sandboxes = [Sandbox(isolation, slot=i) for i in range(workers)]
+    sandboxes = [Sandbox(isolation, slot=i, python_fork_server=python_fork_server) for i in range(workers)]
     toolchains = Toolchains(python=python)
     run = {"benchmark": bench.name, "samples": None if references else os.path.abspath(samples),
            "samples_sha256": None if references else _sha256(samples), "references": references,
@@ -125,13 +125,17 @@ def evaluate(benchmark: str, out: str, samples: str | None = None, references: b
                 **verdict.to_dict(), "known_issue": known.get(sample.task_id)}
 
     start = time.monotonic()
-    with open(outdir / "results.jsonl", "a", encoding="utf-8") as fh, ThreadPoolExecutor(workers) as pool:
-        futures = [pool.submit(work, s) for s in pending]
-        for n, fut in enumerate(as_completed(futures), 1):
-            fh.write(json.dumps(fut.result()) + "\n")
-            fh.flush()
-            if progress:
-                _progress(n, len(pending), start)
+    try:
+        with open(outdir / "results.jsonl", "a", encoding="utf-8") as fh, ThreadPoolExecutor(workers) as pool:
+            futures = [pool.submit(work, s) for s in pending]
+            for n, fut in enumerate(as_completed(futures), 1):
+                fh.write(json.dumps(fut.result()) + "\n")
+                fh.flush()
+                if progress:
+                    _progress(n, len(pending), start)
+    finally:
+        for sb in sandboxes:
+            sb.close()
     if progress and pending:
         print(file=sys.stderr)
     results = read_results(outdir / "results.jsonl")

@@ -68,6 +68,10 @@ def judge(language: str, code: str, test: str, entry_point: str | None, *, sandb
         files = instrument(lang.name, code, test, entry_point, nonce)
     except (ValueError, SyntaxError) as exc:
         return Verdict("harness_error", 0, 0, 0.0, 0.0, "", "", f"could not instrument the test: {exc}")
+    server = sandbox.python_server(toolchains.python) if lang.name == "python" else None
+    if server is not None:  # warm fork server: no work directory, no interpreter start-up
+        out = server.run(files["main.py"], limits.run)
+        return _verdict(out, nonce, 0.0, lang, limits, sandbox)
     workdir = tempfile.mkdtemp(prefix="mftpp-", dir=workroot)
     try:
         os.chmod(workdir, 0o755)
@@ -105,6 +109,10 @@ def _compile_and_run(lang, workdir, nonce, sandbox, toolchains, limits) -> Verdi
                 os.chmod(os.path.join(base, name), 0o755)
     out = sandbox.run(toolchains.run_argv(lang), workdir, limits.run, env=toolchains.env(lang, "run"),
                       ro_binds=toolchains.ro_binds(lang, "run"), binds_to=toolchains.binds_to(lang))
+    return _verdict(out, nonce, compile_seconds, lang, limits, sandbox)
+
+
+def _verdict(out: Outcome, nonce: str, compile_seconds: float, lang, limits: JudgeLimits, sandbox: Sandbox) -> Verdict:
     if out.sandbox_error:
         return Verdict("harness_error", 0, 0, compile_seconds, 0.0, "", "", out.sandbox_error)
     cases, done = parse_report(out.stdout, nonce)

@@ -99,7 +99,8 @@ def bwrap_path() -> str | None:
 class Sandbox:
     """Runs commands in a sandbox. One instance per worker slot (slot picks the private uid)."""
 
-    def __init__(self, isolation: str = "auto", slot: int = 0, extra_ro_binds: tuple[str, ...] = ()):
+    def __init__(self, isolation: str = "auto", slot: int = 0, extra_ro_binds: tuple[str, ...] = (),
+                 python_fork_server: bool = True):
         if isolation not in ("auto", "bwrap", "none"):
             raise ValueError(f"isolation must be 'auto', 'bwrap' or 'none', got {isolation!r}")
         self.bwrap = None if isolation == "none" else bwrap_path()
@@ -110,6 +111,8 @@ class Sandbox:
         self._uid_lock = None
         self.uid = self._claim_uid(SLOT_UID_BASE + slot) if os.geteuid() == 0 else None
         self.extra_ro_binds = tuple(p for p in extra_ro_binds if os.path.exists(p))
+        self.python_fork_server = python_fork_server and self.isolation == "bwrap"
+        self._python_server = None
 
     def _claim_uid(self, first: int) -> int:
         """A private uid no other sandbox on this machine is using (in this or another process):
@@ -126,14 +129,27 @@ class Sandbox:
             return uid
         raise RuntimeError(f"no free sandbox uid in [{first}, {first + UID_RANGE})")
 
+    def python_server(self, python: str):
+        """This slot's warm Python fork server (pyserver.py), or None when it is off or unavailable."""
+        if not self.python_fork_server:
+            return None
+        if self._python_server is None:
+            from .pyserver import PythonServer
+
+            self._python_server = PythonServer(self, python)
+        return self._python_server
+
     def close(self) -> None:
+        if self._python_server is not None:
+            self._python_server.close()
+            self._python_server = None
         if self._uid_lock is not None:
             self._uid_lock.close()
             self._uid_lock = None
 
     def describe(self) -> dict:
         return {"isolation": self.isolation, "private_uid": self.uid is not None,
-                "reduced_isolation": self.isolation != "bwrap"}
+                "reduced_isolation": self.isolation != "bwrap", "python_fork_server": self.python_fork_server}
 
     def run(self, argv: list[str], workdir: str, limits: Limits, *, writable_workdir: bool = False,
             unprivileged: bool = True, env: dict[str, str] | None = None,
@@ -157,6 +173,14 @@ class Sandbox:
             cmd, cwd, popen_env = list(argv), workdir, env
         return _execute(cmd, cwd, popen_env, limits, as_uid)
 
+    def bwrap_argv(self, argv: list[str], workdir: str, limits: Limits, *, writable_workdir: bool = False,
+                   bind_workdir: bool = True, env: dict[str, str] | None = None, ro_binds: tuple[str, ...] = (),
+                   rw_binds: tuple[str, ...] = (), binds_to: dict[str, str] | None = None) -> list[str]:
+        """The bubblewrap command line that runs argv (public for the Python fork server)."""
+        env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": "/tmp", "LANG": "C.UTF-8", **(env or {})}
+        return self._bwrap_argv(argv, workdir if bind_workdir else None, limits, writable_workdir, env, ro_binds,
+                                rw_binds, binds_to or {})
+
     def _bwrap_argv(self, argv, workdir, limits, writable_workdir, env, ro_binds, rw_binds, binds_to) -> list[str]:
         # --as-pid-1: the program itself is the namespace's init, so bwrap reaps it and its CPU
         # time and peak memory reach our wait4 (with bwrap's own init in between they are lost).
@@ -179,8 +203,9 @@ class Sandbox:
             args += ["--bind", path, path]
         for src, dest in binds_to.items():
             args += ["--ro-bind", src, dest]
-        args += ["--bind" if writable_workdir else "--ro-bind", workdir, SANDBOX_WORKDIR, "--chdir", SANDBOX_WORKDIR,
-                 "--clearenv"]
+        if workdir is not None:
+            args += ["--bind" if writable_workdir else "--ro-bind", workdir, SANDBOX_WORKDIR, "--chdir", SANDBOX_WORKDIR]
+        args += ["--clearenv"]
         for key, value in env.items():
             args += ["--setenv", key, value]
         return args + ["--", *argv]

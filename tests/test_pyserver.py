@@ -1,0 +1,69 @@
+"""The warm Python fork server: one sample cannot see or touch the next, or the server itself."""
+
+import pytest
+
+from mftcoder_pp.execution.judge import JudgeLimits, judge
+from mftcoder_pp.execution.languages import Toolchains
+from mftcoder_pp.execution.sandbox import Limits, Sandbox
+
+pytestmark = pytest.mark.skipif(Sandbox().isolation != "bwrap", reason="the fork server needs bubblewrap")
+LIMITS = Limits(cpu_seconds=2, wall_seconds=5)
+
+
+@pytest.fixture
+def server():
+    sandbox = Sandbox()
+    srv = sandbox.python_server(Toolchains().python)
+    yield srv
+    sandbox.close()
+
+
+def test_consecutive_samples_do_not_share_files_or_processes(server):
+    first = server.run(
+        "import os\nopen('/tmp/left-behind', 'w').write('x')\n"
+        "if os.fork() == 0:\n    os.setsid()\n    import time\n    time.sleep(60)\nprint('started')\n", LIMITS)
+    assert first.stdout.strip() == "started"
+    second = server.run("import os\nprint(os.path.exists('/tmp/left-behind'))\n"
+                        "print(sorted(int(p) for p in os.listdir('/proc') if p.isdigit()))\n", LIMITS)
+    exists, pids = second.stdout.splitlines()
+    assert exists == "False"
+    assert len(eval(pids)) == 2  # the server (pid 1) and this sample: the daemon is gone
+
+
+def test_samples_cannot_read_or_kill_the_server(server):
+    out = server.run("import os, signal\nfor p in ('/proc/1/mem', '/proc/1/environ', '/proc/1/fd/1'):\n"
+                     "    try:\n        open(p, 'rb').read(1)\n        print('read', p)\n"
+                     "    except OSError:\n        pass\nos.kill(1, signal.SIGKILL)\nprint('done')\n", LIMITS)
+    assert out.stdout.strip() == "done"
+    assert server.run("print(42)\n", LIMITS).stdout.strip() == "42"
+
+
+def test_exit_semantics_match_a_fresh_interpreter(server):
+    assert server.run("import sys\nsys.exit(3)\n", LIMITS).returncode == 3
+    assert server.run("raise SystemExit('bye')\n", LIMITS).returncode == 1
+    crash = server.run("1/0\n", LIMITS)
+    assert crash.returncode == 1 and "ZeroDivisionError" in crash.stderr
+    hooked = server.run("import atexit, os\natexit.register(lambda: os._exit(7))\n", LIMITS)
+    assert hooked.returncode == 7
+    assert server.run("print(__name__, __file__)\n", LIMITS).stdout.split()[0] == "__main__"
+
+
+def test_server_and_fresh_sandbox_agree_on_statuses():
+    cases = {
+        "passed": "    return a + b\n",
+        "failed": "    return a - b\n",
+        "runtime_error": "    import sys\n    sys.exit(0)\n",
+        "timeout": "    while True:\n        pass\n",
+    }
+    test = "def check(candidate):\n    assert candidate(1, 2) == 3\n    assert candidate(0, 0) == 0\n"
+    prompt = "def add(a, b):\n"
+    tc = Toolchains()
+    for fork_server in (True, False):
+        sandbox = Sandbox(python_fork_server=fork_server)
+        try:
+            for expected, body in cases.items():
+                v = judge("python", prompt + body, test, "add", sandbox=sandbox, toolchains=tc,
+                          limits=JudgeLimits(run=LIMITS))
+                assert v.status == expected, (fork_server, expected, v)
+        finally:
+            sandbox.close()
