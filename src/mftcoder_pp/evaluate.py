@@ -24,7 +24,7 @@ from .benchmarks import KNOWN_ISSUES, Benchmark, Task, get_benchmark
 from .execution.judge import JudgeLimits, judge
 from .execution.languages import Toolchains
 from .execution.sandbox import Limits, Sandbox
-from .summary import summarise
+from .summary import codebleu_by_language, summarise
 
 
 class EvaluationError(ValueError):
@@ -125,6 +125,9 @@ def evaluate(benchmark: str, out: str, samples: str | None = None, references: b
                 **verdict.to_dict(), "known_issue": known.get(sample.task_id)}
 
     start = time.monotonic()
+    # CodeBLEU needs no execution result: compute it (in a child process) while the programs run.
+    background = ThreadPoolExecutor(1)
+    codebleu = background.submit(codebleu_by_language, mine, tasks)
     try:
         with open(outdir / "results.jsonl", "a", encoding="utf-8") as fh, ThreadPoolExecutor(workers) as pool:
             futures = [pool.submit(work, s) for s in pending]
@@ -136,11 +139,12 @@ def evaluate(benchmark: str, out: str, samples: str | None = None, references: b
     finally:
         for sb in sandboxes:
             sb.close()
+        background.shutdown(wait=False, cancel_futures=True)
     if progress and pending:
         print(file=sys.stderr)
     results = read_results(outdir / "results.jsonl")
-    summary = summarise(bench, results, tasks, [s for s in all_samples], k, run=run, settings=settings,
-                        generation=_generation_settings(samples))
+    summary = summarise(bench, results, tasks, all_samples, k, run=run, settings=settings,
+                        generation=_generation_settings(samples), codebleu=codebleu.result())
     _write_json(outdir / "summary.json", summary)
     return summary
 

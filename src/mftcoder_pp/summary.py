@@ -23,21 +23,40 @@ from .metrics.text import CODEBLEU_LANGUAGES
 RUN_OK = ("passed", "failed")
 
 
+def codebleu_by_language(samples: list, tasks: dict) -> dict[str, dict | None]:
+    """CodeBLEU of every sample against its task's reference, per language. It needs no execution
+    result, so evaluate() computes it while the programs run."""
+    pairs: dict[str, tuple[list[str], list[str]]] = defaultdict(lambda: ([], []))
+    for s in samples:
+        lang = tasks[s.task_id].language
+        pairs[lang][0].append(s.completion)
+        pairs[lang][1].append(tasks[s.task_id].reference)
+    return {lang: codebleu_isolated(p, r, lang) if lang in CODEBLEU_LANGUAGES else None
+            for lang, (p, r) in pairs.items()}
+
+
 def summarise(bench, results: list[dict], tasks: dict, samples: list, ks, *, run: dict, settings: dict,
-              generation: dict | None) -> dict:
+              generation: dict | None, codebleu: dict[str, dict | None] | None = None) -> dict:
+    """The summary; `codebleu` (per language, from codebleu_by_language over the same samples) is
+    computed here when not given."""
     completions = {(s.task_id, s.completion_id): s.completion for s in samples}
     expected = {(s.task_id, s.completion_id) for s in samples if _in_shard(list(tasks).index(s.task_id), run)}
     got = {(r["task_id"], r["completion_id"]) for r in results}
     by_lang: dict[str, list[dict]] = defaultdict(list)
     for r in results:
         by_lang[r["language"]].append(r)
+    if codebleu is None:
+        done = [s for s in samples if (s.task_id, s.completion_id) in got]
+        codebleu = codebleu_by_language(done, tasks)
     summary = {
         "benchmark": bench.name,
         "complete": expected <= got,
         "missing": len(expected - got),
         **_block(results, tasks, completions, ks),
-        "per_language": {lang: _block(rows, tasks, completions, ks) for lang, rows in sorted(by_lang.items())}
-        if len(by_lang) > 1 else None,
+        # CodeBLEU is per language; a block that mixes languages reports it per language only.
+        "codebleu": codebleu.get(next(iter(by_lang))) if len(by_lang) == 1 else None,
+        "per_language": {lang: {**_block(rows, tasks, completions, ks), "codebleu": codebleu.get(lang)}
+                         for lang, rows in sorted(by_lang.items())} if len(by_lang) > 1 else None,
         "known_issues": {r["task_id"]: {"issue": r["known_issue"], "status": r["status"]}
                          for r in results if r.get("known_issue")},
         "settings": settings,
@@ -63,7 +82,6 @@ def _block(rows: list[dict], tasks: dict, completions: dict, ks) -> dict:
     n = len(rows)
     preds = [completions[(r["task_id"], r["completion_id"])] for r in rows]
     refs = [tasks[r["task_id"]].reference for r in rows]
-    language = rows[0]["language"] if rows else None
     return {
         "num_tasks": len(per_task),
         "num_samples": n,
@@ -75,7 +93,6 @@ def _block(rows: list[dict], tasks: dict, completions: dict, ks) -> dict:
         "rsr": sum(r["status"] in RUN_OK for r in rows) / n if n else None,
         "exact_match": exact_match(preds, refs) if n else None,
         "bleu": bleu(preds, refs) if n else None,
-        "codebleu": codebleu_isolated(preds, refs, language) if n and language in CODEBLEU_LANGUAGES else None,
     }
 
 

@@ -43,18 +43,27 @@ _MFTPP_STDLIB = frozenset(_mftpp_sys.stdlib_module_names) - {"unittest", "__main
 def _mftpp_emit(line):
     _mftpp_os.write(1, ("\n@@MFTPP:%s:" % _MFTPP_NONCE + line + "\n").encode())
 import collections.abc as _mftpp_abc
+_MFTPP_OVERRIDES = frozenset((
+    "__eq__", "__ne__", "__lt__", "__le__", "__gt__", "__ge__", "__hash__", "__bool__", "__len__", "__abs__",
+    "__sub__", "__rsub__", "__add__", "__radd__", "__neg__", "__pos__", "__float__", "__int__", "__index__",
+    "__round__", "__contains__", "__getattribute__", "__getattr__", "__class__", "__instancecheck__"))
 def _mftpp_type_trusted(t):
-    """Static (C-defined) types are trusted; a class defined in Python only if it comes from the
-    standard library and really is what its module exports under its name."""
+    """Static (C-defined) types are trusted, and standard-library classes that really are what their
+    module exports under their name. A class of the code (a namedtuple, a tuple subclass) is trusted
+    only if every base is and it overrides nothing a comparison could be fooled by (__eq__,
+    __bool__, __abs__, __sub__, ...)."""
     if not t.__flags__ & (1 << 9):  # Py_TPFLAGS_HEAPTYPE: every `class` statement makes one
         return True
     name = getattr(t, "__module__", None) or ""
-    if name.split(".")[0] not in _MFTPP_STDLIB:
+    if name.split(".")[0] in _MFTPP_STDLIB:
+        obj = _mftpp_sys.modules.get(name)
+        for part in t.__qualname__.split("."):
+            obj = getattr(obj, part, None)
+        if obj is t:
+            return True
+    if type(t) is not type or any(k in _MFTPP_OVERRIDES for k in vars(t)):
         return False
-    obj = _mftpp_sys.modules.get(name)
-    for part in t.__qualname__.split("."):
-        obj = getattr(obj, part, None)
-    return obj is t
+    return all(_mftpp_type_trusted(base) for base in t.__mro__[1:])
 def _mftpp_trusted(value):
     """Refuse values built from types defined outside the standard library (always-equal objects)."""
     stack, seen = [value], 0
@@ -120,7 +129,8 @@ def _python(code: str, test: str, entry_point: str | None, nonce: str) -> dict[s
             continue
         # One test case: inline try keeps names it assigns visible to the statements after it.
         new_body.append(ast.parse(
-            f"try:\n    pass\nexcept AssertionError:\n    _mftpp_emit('case:{n_cases}:fail')\n"
+            f"try:\n    pass\nexcept AssertionError as _mftpp_e:\n    _mftpp_emit('case:{n_cases}:fail')\n"
+            f"    _mftpp_sys.stderr.write('AssertionError: %s\\n' % (_mftpp_e,))\n"
             f"except BaseException as _mftpp_e:\n    _mftpp_emit('case:{n_cases}:error')\n"
             f"    _mftpp_sys.stderr.write('%s: %s\\n' % (type(_mftpp_e).__name__, _mftpp_e))\n"
             f"else:\n    _mftpp_emit('case:{n_cases}:ok')\n").body[0])

@@ -246,13 +246,19 @@ def kill_uid(uid: int) -> None:
 
 
 def _uid_has_processes(uid: int) -> bool:
+    """Whether a live process of `uid` exists. Zombies do not count: they are already dead and
+    cannot be killed, only reaped by their parent (which may take init a while)."""
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             try:
-                if os.stat(f"/proc/{entry}").st_uid == uid:
-                    return True
-            except OSError:
+                if os.stat(f"/proc/{entry}").st_uid != uid:
+                    continue
+                with open(f"/proc/{entry}/stat", "rb") as fh:
+                    state = fh.read().rsplit(b")", 1)[1].split()[0]
+            except (OSError, IndexError):
                 continue
+            if state not in (b"Z", b"X"):
+                return True
     return False
 
 
