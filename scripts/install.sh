@@ -20,7 +20,6 @@ command -v rustc >/dev/null || packages+=(rustc)
 command -v cargo >/dev/null || packages+=(cargo)
 $SUDO apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
 
-python3 -m pip install -q --upgrade pip
 # The CPU build of PyTorch (a looser requirement would pull a multi-GB CUDA build).
 python3 -m pip install -q "torch==2.13.0"
 python3 -m pip install -q -e ".[dev]"
