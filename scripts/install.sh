@@ -24,4 +24,4 @@ $SUDO apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
 python3 -m pip install -q "torch==2.13.0"
 python3 -m pip install -q -e ".[dev]"
 
-mftpp toolchains --install-npm
+python3 -m mftcoder_pp.cli toolchains --install-npm
