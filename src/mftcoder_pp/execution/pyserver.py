@@ -22,6 +22,8 @@ from .sandbox import Limits, Outcome, Sandbox, kill_uid
 
 SERVER_SOURCE = r'''
 import ctypes, json, os, resource, selectors, signal, sys, time
+if os.getpid() != 1:  # kill_others() below kills every process it can see: only ever in our own PID namespace
+    sys.exit("the python fork server must run as the init of its own PID namespace")
 ctypes.CDLL(None).prctl(4, 0)  # PR_SET_DUMPABLE 0: /proc/1/mem and /proc/1/fd are closed to samples
 import atexit, builtins, threading, traceback
 # Warm the modules benchmark solutions and tests import most, once: every forked sample finds them
