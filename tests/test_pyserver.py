@@ -67,3 +67,14 @@ def test_server_and_fresh_sandbox_agree_on_statuses():
                 assert v.status == expected, (fork_server, expected, v)
         finally:
             sandbox.close()
+
+
+def test_server_refuses_to_run_outside_its_own_pid_namespace():
+    import subprocess
+    import sys
+
+    from mftcoder_pp.execution.pyserver import SERVER_SOURCE
+
+    # Empty stdin: even without the guard the server would exit at once, before any cleanup.
+    res = subprocess.run([sys.executable, "-c", SERVER_SOURCE], input=b"", capture_output=True, timeout=60)
+    assert res.returncode != 0 and b"own PID namespace" in res.stderr
