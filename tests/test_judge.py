@@ -156,11 +156,18 @@ def test_classify_file_size_limit_is_a_runtime_error() -> None:
     ("python", "AssertionError\n"),
     ("cpp", "main: main.cpp:9: int main(): Assertion `f(1) == 2' failed.\n"),
     ("java", "Exception in thread \"main\" java.lang.AssertionError\n"),
-    ("javascript", "Assertion failed\n"),
+    ("javascript", "AssertionError [ERR_ASSERTION]: Expected values to be strictly equal\n"),
     ("rust", "thread 'main' panicked at 'assertion failed: `(left == right)`'\n"),
 ])
 def test_classify_assertion_patterns_in_stderr_mean_failed(lang: str, stderr: str) -> None:
     assert status(outcome(returncode=1, stderr=stderr), done=False, lang=lang) == ("failed", "a test assertion failed")
+
+
+def test_classify_node_internal_check_is_not_a_test_failure() -> None:
+    # What node prints when a fork bomb exhausts the process limit: its own CHECK, then bad_alloc.
+    stderr = "#  Assertion failed: (options.env[i]) != nullptr\nterminate called after throwing an instance of 'std::bad_alloc'\n"
+    assert status(outcome(returncode=None, sig=signal.SIGABRT, stderr=stderr), done=False,
+                  lang="javascript")[0] == "memory_exceeded"
 
 
 def test_classify_signals_name_the_signal() -> None:

@@ -71,8 +71,11 @@ LANGUAGES: dict[str, Language] = {
         stop_sequences=("\n    }\n}\n",)),
     "javascript": Language(
         "javascript", "js", None, ("node", "--max-old-space-size=768", "--stack-size=4096", "main.js"),
-        memory_patterns=("JavaScript heap out of memory", "RangeError: Array buffer allocation failed"),
-        assertion_patterns=("AssertionError", "Assertion failed"),
+        # Node's own C++ allocation failures (std::bad_alloc) are out of memory too. "Assertion failed"
+        # is not a test failure here: console.assert is replaced by the harness, and node prints it for
+        # its internal CHECKs (e.g. when a fork bomb exhausts the process limit).
+        memory_patterns=("JavaScript heap out of memory", "RangeError: Array buffer allocation failed", "std::bad_alloc"),
+        assertion_patterns=("AssertionError",),
         aliases=("js", "node"), hello='console.log("hello")\n', stop_sequences=("\n}\n",)),
     "go": Language(
         "go", "go", ("go", "test", "-c", "-vet=off", "-o", "prog.test", "."), ("./prog.test", "-test.count=1"),
