@@ -165,7 +165,8 @@ def merge(out: str, shard_dirs: list[str], k: tuple[int, ...] = (1, 10, 100)) ->
     outdir = Path(out)
     outdir.mkdir(parents=True, exist_ok=True)
     with open(outdir / "results.jsonl", "w", encoding="utf-8") as fh:
-        for r in sorted(results, key=lambda r: (list(tasks).index(r["task_id"]), r["completion_id"])):
+        order = {tid: i for i, tid in enumerate(tasks)}
+        for r in sorted(results, key=lambda r: (order[r["task_id"]], r["completion_id"])):
             fh.write(json.dumps(r) + "\n")
     run = {**runs[0], "shard_index": None, "merged_from": [os.path.abspath(d) for d in shard_dirs]}
     _write_json(outdir / "run.json", run)

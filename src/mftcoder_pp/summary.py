@@ -40,7 +40,8 @@ def summarise(bench, results: list[dict], tasks: dict, samples: list, ks, *, run
     """The summary; `codebleu` (per language, from codebleu_by_language over the same samples) is
     computed here when not given."""
     completions = {(s.task_id, s.completion_id): s.completion for s in samples}
-    expected = {(s.task_id, s.completion_id) for s in samples if _in_shard(list(tasks).index(s.task_id), run)}
+    order = {tid: i for i, tid in enumerate(tasks)}
+    expected = {(s.task_id, s.completion_id) for s in samples if _in_shard(order[s.task_id], run)}
     got = {(r["task_id"], r["completion_id"]) for r in results}
     by_lang: dict[str, list[dict]] = defaultdict(list)
     for r in results:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import selectors
 import signal
 import subprocess
 import time
@@ -213,8 +214,6 @@ class PythonServer:
 
 def _readline(proc: subprocess.Popen, timeout: float) -> bytes:
     """One response line, or TimeoutError past `timeout` (the server enforces the real limits)."""
-    import selectors
-
     fd = proc.stdout.fileno()
     buf = bytearray()
     deadline = time.monotonic() + timeout

@@ -29,7 +29,7 @@ import shutil
 import signal
 import subprocess
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 # Each parallel worker slot runs untrusted code under its own uid when we are root, so that
 # RLIMIT_NPROC counts only that slot's processes and "kill every process of this uid" is a
@@ -37,6 +37,9 @@ from dataclasses import dataclass, field
 SLOT_UID_BASE = 61000
 UID_RANGE = 4000
 UID_LOCK_DIR = "/run/lock/mftcoder_pp" if os.path.isdir("/run/lock") else "/tmp/mftcoder_pp-locks"
+
+# The whole environment a program gets (plus its toolchain's variables): nothing of the host's.
+BASE_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": "/tmp", "LANG": "C.UTF-8"}
 
 # Where the sample's work directory appears inside the sandbox (its cwd).
 SANDBOX_WORKDIR = "/sandbox"
@@ -80,7 +83,6 @@ class Outcome:
     wall_timeout: bool = False
     output_exceeded: bool = False
     sandbox_error: str | None = None  # the sandbox itself failed (not the program)
-    notes: list[str] = field(default_factory=list)
 
 
 def bwrap_path() -> str | None:
@@ -160,26 +162,21 @@ class Sandbox:
         `unprivileged=False` runs as the calling user (used for compilers, which may live in a
         directory an unprivileged uid cannot reach, and which execute no untrusted code).
         """
-        env = dict(env or {})
-        env.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
-        env.setdefault("HOME", "/tmp")
-        env.setdefault("LANG", "C.UTF-8")
         as_uid = self.uid if unprivileged else None
         if self.bwrap:
-            cmd = self._bwrap_argv(argv, workdir, limits, writable_workdir, env, ro_binds, rw_binds, binds_to or {})
-            cwd = "/"
-            popen_env: dict[str, str] = {}
+            cmd = self.bwrap_argv(argv, workdir, limits, writable_workdir=writable_workdir, env=env,
+                                  ro_binds=ro_binds, rw_binds=rw_binds, binds_to=binds_to)
+            cwd, popen_env = "/", {}
         else:
-            cmd, cwd, popen_env = list(argv), workdir, env
+            cmd, cwd, popen_env = list(argv), workdir, {**BASE_ENV, **(env or {})}
         return _execute(cmd, cwd, popen_env, limits, as_uid)
 
     def bwrap_argv(self, argv: list[str], workdir: str, limits: Limits, *, writable_workdir: bool = False,
                    bind_workdir: bool = True, env: dict[str, str] | None = None, ro_binds: tuple[str, ...] = (),
                    rw_binds: tuple[str, ...] = (), binds_to: dict[str, str] | None = None) -> list[str]:
         """The bubblewrap command line that runs argv (public for the Python fork server)."""
-        env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": "/tmp", "LANG": "C.UTF-8", **(env or {})}
-        return self._bwrap_argv(argv, workdir if bind_workdir else None, limits, writable_workdir, env, ro_binds,
-                                rw_binds, binds_to or {})
+        return self._bwrap_argv(argv, workdir if bind_workdir else None, limits, writable_workdir,
+                                {**BASE_ENV, **(env or {})}, ro_binds, rw_binds, binds_to or {})
 
     def _bwrap_argv(self, argv, workdir, limits, writable_workdir, env, ro_binds, rw_binds, binds_to) -> list[str]:
         # --as-pid-1: the program itself is the namespace's init, so bwrap reaps it and its CPU
