@@ -1,0 +1,133 @@
+"""Loading models and tokenizers from local directories, and building the tiny embedded default.
+
+Everything is offline (`local_files_only=True`): a path that is not a model directory is an error that
+names the path, never a download attempt. A model directory is one of
+  - a Hugging Face causal-LM directory (config.json + weights), with its tokenizer;
+  - a PEFT adapter directory (adapter_config.json) whose `base_model_name_or_path` is a local model
+    directory; the tokenizer is taken from the adapter directory when saved there, else from the base;
+  - either of these plus an HMD-Fusion adapter (`hmd_adapter_config.json`, see modules/hmd_fusion.py).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+
+class ModelLoadError(ValueError):
+    """A model or tokenizer directory that cannot be loaded; the message names the path."""
+
+
+@dataclass(frozen=True)
+class TinyModelSpec:
+    """A small Qwen2-architecture model (the embedded default). Sizes are the model's, vocab from the tokenizer."""
+    hidden_size: int = 256
+    num_layers: int = 6
+    num_heads: int = 8
+    num_kv_heads: int = 4
+    intermediate_size: int = 704
+    max_position_embeddings: int = 2048
+    tie_word_embeddings: bool = True
+
+    def __post_init__(self):
+        if self.hidden_size % self.num_heads or self.num_heads % self.num_kv_heads:
+            raise ValueError("hidden_size must be divisible by num_heads, and num_heads by num_kv_heads")
+        if min(self.hidden_size, self.num_layers, self.num_heads, self.num_kv_heads, self.intermediate_size) < 1:
+            raise ValueError("model sizes must be positive")
+
+
+def build_tiny(spec: TinyModelSpec, tokenizer, seed: int = 0, attn_implementation: str = "sdpa"):
+    """A freshly initialised Qwen2ForCausalLM sized by `spec`, vocabulary = the tokenizer's."""
+    import torch
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    cfg = Qwen2Config(vocab_size=len(tokenizer), hidden_size=spec.hidden_size, num_hidden_layers=spec.num_layers,
+                      num_attention_heads=spec.num_heads, num_key_value_heads=spec.num_kv_heads,
+                      intermediate_size=spec.intermediate_size,
+                      max_position_embeddings=spec.max_position_embeddings,
+                      tie_word_embeddings=spec.tie_word_embeddings, bos_token_id=None,
+                      eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+    cfg._attn_implementation = attn_implementation
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        return Qwen2ForCausalLM(cfg)
+
+
+def load_tokenizer(path: str | Path):
+    from transformers import AutoTokenizer
+
+    path = Path(path)
+    if not path.is_dir():
+        raise ModelLoadError(f"{path}: tokenizer directory does not exist")
+    try:
+        tok = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+    except (OSError, ValueError, KeyError) as exc:
+        raise ModelLoadError(f"{path}: cannot load a tokenizer ({str(exc).splitlines()[0]})") from None
+    if tok.pad_token is None:  # batching needs one; EOS is the usual stand-in
+        tok.pad_token = tok.eos_token
+    return tok
+
+
+def load_model(path: str | Path, dtype=None, attn_implementation: str | None = None):
+    """A local Hugging Face causal LM (full weights)."""
+    from transformers import AutoModelForCausalLM
+
+    path = Path(path)
+    if not (path / "config.json").is_file():
+        raise ModelLoadError(f"{path}: not a model directory (no config.json)")
+    kwargs = {"local_files_only": True}
+    if dtype is not None:
+        kwargs["dtype"] = dtype
+    if attn_implementation:
+        kwargs["attn_implementation"] = attn_implementation
+    try:
+        return AutoModelForCausalLM.from_pretrained(str(path), **kwargs)
+    except (OSError, ValueError, KeyError) as exc:
+        raise ModelLoadError(f"{path}: cannot load the model ({str(exc).splitlines()[0]})") from None
+
+
+def adapter_base(path: str | Path) -> Path | None:
+    """The base model directory of a PEFT adapter directory, or None when `path` is not an adapter."""
+    cfg_file = Path(path) / "adapter_config.json"
+    if not cfg_file.is_file():
+        return None
+    try:
+        base = json.loads(cfg_file.read_text())["base_model_name_or_path"]
+    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise ModelLoadError(f"{cfg_file}: not a PEFT adapter config ({exc})") from None
+    base_path = Path(base)
+    if not base_path.is_absolute():
+        base_path = (Path(path) / base_path).resolve()
+    if not (base_path / "config.json").is_file():
+        raise ModelLoadError(f"{cfg_file}: base_model_name_or_path {base!r} is not a local model directory")
+    return base_path
+
+
+def load_for_inference(path: str | Path, dtype=None, attn_implementation: str | None = None):
+    """(model, tokenizer) for generation from any model directory described in the module docstring;
+    the model is in eval mode, adapters applied (LoRA is not merged: outputs match the training model)."""
+    path = Path(path)
+    if not path.is_dir():
+        raise ModelLoadError(f"{path}: model directory does not exist")
+    base = adapter_base(path)
+    tok_dir = path if (path / "tokenizer_config.json").is_file() or base is None else base
+    tokenizer = load_tokenizer(tok_dir)
+    if base is None:
+        model = load_model(path, dtype, attn_implementation)
+    else:
+        from peft import PeftModel
+
+        model = load_model(base, dtype, attn_implementation)
+        if model.get_input_embeddings().weight.shape[0] < len(tokenizer):
+            model.resize_token_embeddings(len(tokenizer))
+        try:
+            model = PeftModel.from_pretrained(model, str(path), is_trainable=False)
+        except (OSError, ValueError, KeyError, RuntimeError) as exc:
+            raise ModelLoadError(f"{path}: cannot load the PEFT adapter ({str(exc).splitlines()[0]})") from None
+    if (path / "hmd_adapter_config.json").is_file():
+        from ..modules.hmd_fusion import load_hmd_adapter
+
+        model = load_hmd_adapter(model, path)
+    model.eval()
+    return model, tokenizer

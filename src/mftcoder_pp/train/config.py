@@ -1,0 +1,184 @@
+"""The `mftpp train` config schema: small dataclasses that validate themselves.
+
+Loaded strictly by `config.load_config` (unknown keys, wrong types and missing fields are errors naming
+the key). Every key is documented in docs/train.md; every shipped config under configs/train/ is loaded
+by a test.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from ..data.sampling import DEFAULT_TEMPERATURE
+from ..model.load import TinyModelSpec
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    path: str | None = None  # a local Hugging Face causal-LM directory; None: build the tiny default
+    tokenizer: str | None = None  # tokenizer directory (default: `path`); required for the tiny model
+    tiny: TinyModelSpec = field(default_factory=TinyModelSpec)  # used only when path is None
+    attn_implementation: Literal["sdpa", "eager"] = "sdpa"
+
+    def __post_init__(self):
+        if self.path is None and self.tokenizer is None:
+            raise ValueError("model: the tiny model (no `path`) needs `tokenizer` (a directory from `mftpp tokenizer`)")
+
+
+@dataclass(frozen=True)
+class LoraSettings:
+    rank: int = 8
+    alpha: float = 16.0
+    dropout: float = 0.1
+    target_modules: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj",
+                                                               "gate_proj", "up_proj", "down_proj"])
+
+    def __post_init__(self):
+        if self.rank < 1 or self.alpha <= 0 or not 0 <= self.dropout < 1 or not self.target_modules:
+            raise ValueError("lora: rank >= 1, alpha > 0, 0 <= dropout < 1 and non-empty target_modules")
+
+
+@dataclass(frozen=True)
+class AdapterConfig:
+    kind: Literal["lora", "full"] = "lora"
+    lora: LoraSettings = field(default_factory=LoraSettings)
+    # New language prefix tokens get trainable embedding rows; every other row stays frozen (LoRA mode).
+    vocabulary_adapters: bool = True
+    # Learned absolute position embeddings (GPT-2 style) are frozen; RoPE models have none (logged).
+    freeze_position_embeddings: bool = True
+    gradient_checkpointing: bool = False
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    prepared: list[str] = field(default_factory=list)  # directories written by `mftpp prepare` (or JSONL files)
+    tasks: list[str] | None = None  # task keys or globs ("synthesis/*", "*/python"); None = all
+    max_length: int = 512
+    language_prefix: bool = True  # prepend <|lang|> when the tokenizer has it
+    dev_per_task: int = 0  # examples held out per task for CoBa's validation loss (and dev loss logging)
+    max_per_task: int | None = None  # cap per task (smoke runs)
+    batching: Literal["length_grouped", "packed", "padded"] = "length_grouped"
+
+    def __post_init__(self):
+        if not self.prepared:
+            raise ValueError("data: `prepared` must list at least one prepared directory or JSONL file")
+        if self.max_length < 8:
+            raise ValueError("data: max_length must be >= 8")
+        if self.dev_per_task < 0:
+            raise ValueError("data: dev_per_task must be >= 0")
+
+
+@dataclass(frozen=True)
+class ATDSSettings:
+    alpha: float = 0.7
+    beta: float = 0.3
+    refresh_every: int = 50
+    ema: float = 0.9
+
+    def __post_init__(self):
+        if self.refresh_every < 1 or not 0 <= self.ema < 1:
+            raise ValueError("atds: refresh_every >= 1 and 0 <= ema < 1")
+
+
+@dataclass(frozen=True)
+class CoBaSettings:
+    eval_every: int = 20  # steps between per-task validation losses (needs data.dev_per_task > 0)
+    window: int = 5
+    temperature: float = 1.0
+    warmup_points: int = 3
+
+
+@dataclass(frozen=True)
+class MixingConfig:
+    # plain: concatenate and shuffle (mixed batches); temperature / atds / uniform: one task per optimizer step
+    strategy: Literal["plain", "temperature", "atds", "uniform"] = "atds"
+    temperature: float = DEFAULT_TEMPERATURE
+    atds: ATDSSettings = field(default_factory=ATDSSettings)
+    # token_mean: plain SFT; data_balanced / coba: MFTCoder's losses (mixed batches, strategy plain)
+    loss: Literal["token_mean", "data_balanced", "coba"] = "token_mean"
+    coba: CoBaSettings = field(default_factory=CoBaSettings)
+
+    def __post_init__(self):
+        if self.temperature <= 0:
+            raise ValueError("mixing: temperature must be positive")
+        if self.loss != "token_mean" and self.strategy != "plain":
+            raise ValueError(f"mixing: loss {self.loss!r} balances tasks inside mixed batches; use strategy: plain")
+
+
+@dataclass(frozen=True)
+class PhaseConfig:
+    name: str
+    tasks: list[str]  # task keys or globs
+    fraction: float  # share of max_steps
+
+    def __post_init__(self):
+        if not self.tasks or not 0 < self.fraction <= 1:
+            raise ValueError(f"phase {self.name!r}: needs tasks and 0 < fraction <= 1")
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    max_steps: int = 100
+    batch_size: int = 8  # examples per optimizer step, over all processes and accumulation steps
+    grad_accum: int = 1  # micro-batches per optimizer step (per process)
+    per_task: bool = True  # one Adam state per task (ATDS/temperature/uniform); false: one shared optimizer
+    lr: float = 5e-5  # the shared optimizer's rate
+    lr_range: list[float] = field(default_factory=lambda: [1e-5, 5e-5])  # per-task rates, higher for smaller tasks
+    weight_decay: float = 0.0
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    warmup_fraction: float = 0.05
+    clip: float = 1.0
+    phases: list[PhaseConfig] = field(default_factory=list)  # two-phase curriculum; empty = one phase, all tasks
+
+    def __post_init__(self):
+        if self.max_steps < 1 or self.batch_size < 1 or self.grad_accum < 1:
+            raise ValueError("optim: max_steps, batch_size and grad_accum must be >= 1")
+        if self.batch_size % self.grad_accum:
+            raise ValueError("optim: batch_size must be a multiple of grad_accum")
+        if len(self.lr_range) != 2 or not 0 < self.lr_range[0] <= self.lr_range[1]:
+            raise ValueError("optim: lr_range must be [low, high] with 0 < low <= high")
+        if len(self.betas) != 2 or not 0 <= self.warmup_fraction < 1 or self.clip <= 0 or self.lr <= 0:
+            raise ValueError("optim: betas [b1, b2], 0 <= warmup_fraction < 1, clip > 0, lr > 0")
+        if self.phases and abs(sum(p.fraction for p in self.phases) - 1) > 1e-6:
+            raise ValueError("optim: phase fractions must sum to 1")
+
+
+@dataclass(frozen=True)
+class EarlyStopConfig:
+    every: int = 0  # steps between dev pass@1 measurements; 0 = off
+    benchmark: str | None = None  # a registered benchmark for the dev split (e.g. synthetic-python)
+    limit: int = 20  # tasks of it
+    max_new_tokens: int = 128
+    patience: int = 3  # measurements without improvement before stopping
+
+    def __post_init__(self):
+        if self.every and not self.benchmark:
+            raise ValueError("early_stopping: `every` > 0 needs `benchmark`")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    out: str
+    data: DataConfig
+    stage: Literal["sft", "pretrain"] = "sft"  # pretrain: causal LM on code, loss on every token
+    seed: int = 0
+    model: ModelConfig = field(default_factory=ModelConfig)
+    adapter: AdapterConfig = field(default_factory=AdapterConfig)
+    mixing: MixingConfig = field(default_factory=MixingConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    early_stopping: EarlyStopConfig = field(default_factory=EarlyStopConfig)
+    checkpoint_every: int = 50  # steps; 0 = only at the end
+    log_every: int = 1
+    tensorboard: bool = True
+    merge: bool = False  # also write a merged model (LoRA folded into the base weights)
+
+    def __post_init__(self):
+        if self.optim.per_task and self.mixing.strategy == "plain":
+            raise ValueError("optim.per_task needs one task per step (mixing.strategy temperature/atds/uniform); "
+                             "set optim.per_task: false for plain mixing")
+        if self.mixing.loss == "coba" and self.data.dev_per_task < 1:
+            raise ValueError("mixing.loss coba needs validation losses: set data.dev_per_task >= 1")
+        if self.checkpoint_every < 0 or self.log_every < 1:
+            raise ValueError("checkpoint_every >= 0 and log_every >= 1")

@@ -1,0 +1,138 @@
+"""Training examples from prepared data: records -> token ids with the response-only loss mask.
+
+A task is (task type, language), keyed "synthesis/rust". SFT examples render the prompt schema
+(data/prompts.py) with the record's template variant and put the loss on the response (+ EOS) only;
+pretraining examples are the code itself (input + output) with the loss on every token.
+Examples too long for `max_length` keep their prompt and lose response tail (counted); examples whose
+prompt alone does not fit are skipped and counted — never silently.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..data.prompts import IGNORE_INDEX, build_example, language_token, render_prompt
+from ..data.records import from_row, validate
+
+
+class DataError(ValueError):
+    """Unreadable or invalid training data; the message names the file and line."""
+
+
+@dataclass(frozen=True)
+class TrainExample:
+    input_ids: list[int]
+    labels: list[int]  # IGNORE_INDEX where no loss
+    task: int  # index into Corpus.tasks
+    language: str
+
+    def __len__(self) -> int:
+        return len(self.input_ids)
+
+    @property
+    def n_targets(self) -> int:
+        return sum(1 for x in self.labels[1:] if x != IGNORE_INDEX)  # shifted: position 0 is never a target
+
+
+@dataclass
+class Corpus:
+    tasks: list[str]  # sorted task keys
+    train: dict[str, list[TrainExample]]
+    dev: dict[str, list[TrainExample]]
+    stats: dict  # per task: records, truncated, skipped, tokens
+
+    def sizes(self) -> dict[str, int]:
+        return {t: len(self.train[t]) for t in self.tasks}
+
+
+def read_prepared(paths: list[str]) -> list[dict]:
+    """Rows of prepared JSONL files (a directory means its *.jsonl files, sorted)."""
+    files: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            found = sorted(p.glob("*.jsonl"))
+            if not found:
+                raise DataError(f"{p}: no .jsonl files (run `mftpp prepare` first)")
+            files += found
+        elif p.is_file():
+            files.append(p)
+        else:
+            raise DataError(f"{p}: prepared data not found (run `mftpp prepare` first)")
+    rows = []
+    for f in files:
+        for lineno, line in enumerate(f.read_text(encoding="utf-8").splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise DataError(f"{f}:{lineno}: invalid JSON ({exc.msg})") from None
+            problem = validate(row) if isinstance(row, dict) else "not a JSON object"
+            if problem:
+                raise DataError(f"{f}:{lineno}: {problem}")
+            rows.append(row)
+    return rows
+
+
+def select_tasks(keys: set[str], patterns: list[str] | None, where: str = "data.tasks") -> list[str]:
+    """Task keys matching any pattern; a pattern matching nothing is an error (a typo, usually)."""
+    if patterns is None:
+        return sorted(keys)
+    chosen = set()
+    for pat in patterns:
+        hits = {k for k in keys if fnmatch.fnmatchcase(k, pat)}
+        if not hits:
+            raise DataError(f"{where}: {pat!r} matches no task (have: {', '.join(sorted(keys))})")
+        chosen |= hits
+    return sorted(chosen)
+
+
+def build_corpus(paths: list[str], tokenizer, *, max_length: int, stage: str = "sft", tasks: list[str] | None = None,
+                 language_prefix: bool = True, dev_per_task: int = 0, max_per_task: int | None = None,
+                 seed: int = 0) -> Corpus:
+    rows = read_prepared(paths)
+    by_task: dict[str, list] = {}
+    for row in rows:
+        rec = from_row(row)
+        by_task.setdefault(rec.task_key, []).append(rec)
+    keys = select_tasks(set(by_task), tasks)
+    vocab = tokenizer.get_vocab()
+    eos = tokenizer.eos_token_id
+    train: dict[str, list[TrainExample]] = {}
+    dev: dict[str, list[TrainExample]] = {}
+    stats: dict[str, dict] = {}
+    for ti, key in enumerate(keys):
+        recs = list(by_task[key])
+        random.Random(f"{seed}:{key}").shuffle(recs)  # dev split and cap independent of file order
+        if max_per_task is not None:
+            recs = recs[:max_per_task + dev_per_task]
+        examples, truncated, skipped = [], 0, 0
+        for rec in recs:
+            prefix = language_prefix and language_token(rec.language) in vocab
+            if stage == "pretrain":
+                text = (language_token(rec.language) if prefix else "") + rec.input + rec.output
+                ids = tokenizer(text, add_special_tokens=False)["input_ids"][:max_length - 1] + [eos]
+                truncated += len(ids) == max_length
+                examples.append(TrainExample(ids, list(ids), ti, rec.language))
+                continue
+            prompt = render_prompt(rec.instruction, rec.input, rec.language, rec.meta.get("prompt_variant", 0),
+                                   language_prefix=prefix)
+            p_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+            r_ids = tokenizer(rec.output, add_special_tokens=False)["input_ids"]
+            ex = build_example(p_ids, r_ids, max_length, eos)
+            if ex is None:
+                skipped += 1
+                continue
+            truncated += ex.truncated
+            examples.append(TrainExample(ex.input_ids, ex.labels, ti, rec.language))
+        if len(examples) <= dev_per_task:
+            raise DataError(f"task {key}: {len(examples)} usable examples, need more than data.dev_per_task="
+                            f"{dev_per_task} (skipped {skipped} whose prompt exceeds max_length={max_length})")
+        dev[key], train[key] = examples[:dev_per_task], examples[dev_per_task:]
+        stats[key] = {"records": len(recs), "train": len(train[key]), "dev": len(dev[key]), "truncated": truncated,
+                      "skipped_prompt_too_long": skipped, "tokens": sum(map(len, examples))}
+    return Corpus(keys, train, dev, stats)

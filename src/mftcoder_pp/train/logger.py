@@ -1,0 +1,66 @@
+"""Training logs: `metrics.jsonl` (one JSON object per logged step), TensorBoard scalars, and a
+progress line with ETA on a terminal.
+
+On resume, lines past the checkpoint's step are dropped from metrics.jsonl and TensorBoard is told
+to purge them, so both read like one uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+
+class TrainLogger:
+    def __init__(self, out: Path, enabled: bool, tensorboard: bool, total_steps: int, resume_step: int = 0,
+                 progress: bool = True):
+        self.enabled, self.total = enabled, total_steps
+        self.path = out / "metrics.jsonl"
+        self.progress = progress and enabled and sys.stderr.isatty()
+        self.start, self.start_step = time.monotonic(), resume_step
+        self.writer = None
+        if not enabled:
+            return
+        if resume_step and self.path.exists():
+            kept = [ln for ln in self.path.read_text().splitlines() if ln.strip() and json.loads(ln)["step"] <= resume_step]
+            self.path.write_text("".join(ln + "\n" for ln in kept))
+        elif self.path.exists():
+            self.path.unlink()
+        if tensorboard:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.writer = SummaryWriter(str(out / "tensorboard"), purge_step=resume_step + 1 if resume_step else None)
+
+    def log(self, record: dict) -> None:
+        if not self.enabled:
+            return
+        with self.path.open("a") as f:
+            f.write(json.dumps(record) + "\n")
+        if self.writer is not None:
+            for key, value in _flatten(record):
+                if key != "step" and isinstance(value, (int, float)) and not isinstance(value, bool):
+                    self.writer.add_scalar(key, value, record["step"])
+        if self.progress:
+            done = record["step"] - self.start_step
+            elapsed = time.monotonic() - self.start
+            eta = elapsed / max(done, 1) * (self.total - record["step"])
+            sys.stderr.write(f"\rstep {record['step']}/{self.total}  loss {record['loss']:.4f}  "
+                             f"{record.get('tokens_per_s', 0):.0f} tok/s  ETA {eta:5.0f}s ")
+            sys.stderr.flush()
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+        if self.progress:
+            sys.stderr.write("\n")
+
+
+def _flatten(record: dict, prefix: str = ""):
+    for key, value in record.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            yield from _flatten(value, name + "/")
+        else:
+            yield name, value

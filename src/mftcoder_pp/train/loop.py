@@ -1,0 +1,250 @@
+"""`mftpp train CONFIG`: the multitask training loop, top to bottom.
+
+Per optimizer step: phase and rate from the step → choose the task (ATDS / temperature / uniform) or a
+mixed batch (plain) → the global batch, cut into this process's micro-batches → forward/backward with
+the loss normalised by the *global* target-token count (so gradient accumulation and DDP weight every
+token equally, whatever the micro-batch it landed in) → clip → the task's optimizer steps → statistics
+back to the scheduler → log → checkpoint → early stopping.
+
+Every process draws the same task and the same global batch from identically seeded state; each
+takes its own slice. DDP averages gradients over processes, so each process's loss is multiplied by
+the number of processes to keep the token-sum semantics.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from contextlib import nullcontext
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+
+from .. import __version__
+from ..config import load_config
+from ..losses.balance import CoBa, data_balanced_loss, per_task_token_losses
+from . import optim as O
+from .batching import Stream, collate_packed, collate_padded
+from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint, set_rng_state
+from .config import TrainConfig
+from .export import export_final
+from .logger import TrainLogger
+from .mixing import TaskScheduler
+from .setup import build_model, describe, load_data, plan_phases, tokenizer_for
+
+PRECISION = {"fp32": "no", "bf16": "bf16", "fp16": "fp16"}
+
+
+def train(config_path: str, resume: bool = False, overrides: dict | None = None, progress: bool = True) -> dict:
+    cfg = load_config(config_path, TrainConfig, overrides)
+    return run(cfg, resume=resume, config_path=config_path, progress=progress)
+
+
+def run(cfg: TrainConfig, resume: bool = False, config_path: str | None = None, progress: bool = True) -> dict:
+    from accelerate import Accelerator
+    from accelerate.utils import set_seed
+
+    acc = Accelerator(mixed_precision=PRECISION[cfg.precision], cpu=not torch.cuda.is_available())
+    out = Path(cfg.out)
+    ckpt = latest_checkpoint(out) if resume else None
+    if not resume and (out / "checkpoints").exists():
+        raise ValueError(f"{out}: already has checkpoints; pass --resume to continue, or choose another `out`")
+    set_seed(cfg.seed)
+    torch.manual_seed(cfg.seed)
+
+    tokenizer = tokenizer_for(cfg)
+    corpus = load_data(cfg, tokenizer)
+    model, adapter_report = build_model(cfg, tokenizer, out / "base" if acc.is_main_process else None)
+    params = [p for p in model.parameters() if p.requires_grad]
+    phases = plan_phases(cfg, corpus.tasks)
+    task_index = {t: i for i, t in enumerate(corpus.tasks)}
+    oc, mc = cfg.optim, cfg.mixing
+    rates = (O.per_task_rates(corpus.sizes(), *oc.lr_range) if oc.per_task else {"shared": oc.lr})
+    optimizers = O.build_optimizers(params, rates, weight_decay=oc.weight_decay, betas=tuple(oc.betas))
+    keys = list(optimizers)
+    prepared = acc.prepare(model, *optimizers.values())
+    model, optimizers = prepared[0], dict(zip(keys, prepared[1:]))
+
+    # Data order: one stream per task (task-per-step strategies) or one mixed stream per phase (plain).
+    group = cfg.data.batching == "length_grouped"
+    if mc.strategy == "plain":
+        streams = {p.name: Stream([ex for t in p.tasks for ex in corpus.train[t]], oc.batch_size, cfg.seed,
+                                  f"phase:{p.name}", group) for p in phases}
+    else:
+        streams = {t: Stream(corpus.train[t], oc.batch_size, cfg.seed, t, group) for t in corpus.tasks}
+    schedulers = {p.name: TaskScheduler({t: len(corpus.train[t]) for t in p.tasks},
+                                        "temperature" if mc.strategy == "plain" else mc.strategy,
+                                        temperature=mc.temperature, alpha=mc.atds.alpha, beta=mc.atds.beta,
+                                        refresh_every=mc.atds.refresh_every, ema=mc.atds.ema,
+                                        seed=cfg.seed + i) for i, p in enumerate(phases)}
+    coba = CoBa(corpus.tasks, window=mc.coba.window, temperature=mc.coba.temperature,
+                warmup_points=mc.coba.warmup_points) if mc.loss == "coba" else None
+
+    start_step, tokens_seen, history = 0, 0, {}
+    if ckpt is not None:
+        tensors, state = load_checkpoint(ckpt, acc.unwrap_model(model))
+        for k, opt in optimizers.items():
+            opt.load_state_dict(tensors["optimizers"][k])
+        for k, s in state["streams"].items():
+            streams[k].load_state_dict(s)
+        for k, s in state["schedulers"].items():
+            schedulers[k].load_state_dict(s)
+        if coba is not None:
+            coba.load_state_dict(state["coba"])
+        start_step, tokens_seen, history = state["step"], state["tokens_seen"], state["history"]
+        set_rng_state(tensors["rng"])
+
+    main = acc.is_main_process
+    if main:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "train_config.json").write_text(json.dumps(
+            {"config": asdict(cfg), "config_path": config_path, "mftcoder_pp": __version__, "tasks": corpus.tasks,
+             "data": corpus.stats, "adapter": describe(adapter_report), "rates": rates,
+             "phases": [asdict(p) for p in phases], "processes": acc.num_processes}, indent=1))
+    logger = TrainLogger(out, main, cfg.tensorboard, oc.max_steps, start_step, progress)
+    world, rank, accum = acc.num_processes, acc.process_index, oc.grad_accum
+    if oc.batch_size % (world * accum):
+        raise ValueError(f"optim.batch_size {oc.batch_size} must be divisible by processes x grad_accum "
+                         f"({world} x {accum})")
+    micro = oc.batch_size // (world * accum)
+    K = len(corpus.tasks)
+    pad = tokenizer.pad_token_id
+    t_last, tok_last = time.monotonic(), tokens_seen
+
+    def collate(examples):
+        if cfg.data.batching == "packed":
+            return collate_packed(examples, pad, cfg.data.max_length)
+        return collate_padded(examples, pad)
+
+    model.train()
+    step = start_step
+    for step in range(start_step, oc.max_steps):
+        phase = next(p for p in phases if p.start <= step < p.end)
+        mult = O.lr_multiplier(step, oc.max_steps, oc.warmup_fraction)
+        if mc.strategy == "plain":
+            task, batch = None, streams[phase.name].next()
+        else:
+            task = schedulers[phase.name].next_task()
+            batch = streams[task].next()
+        # Global target-token counts, per task: known to every process without communication.
+        counts = torch.zeros(K)
+        for ex in batch:
+            counts[ex.task] += ex.n_targets
+        weights = _task_weights(mc.loss, counts, coba, corpus.tasks)
+        mine = batch[rank * accum * micro:(rank + 1) * accum * micro]
+        step_sums = torch.zeros(4, K)  # loss, tokens, correct, entropy (this process)
+        for i in range(accum):
+            inputs = collate(mine[i * micro:(i + 1) * micro])
+            sync = i == accum - 1
+            with (nullcontext() if sync or world == 1 else acc.no_sync(model)), acc.autocast():
+                logits = forward(model, inputs, acc.device)  # (B, T, V)
+                stats = per_task_token_losses(logits, inputs["labels"].to(acc.device),
+                                              inputs["token_task"].to(acc.device), K)
+                # Σ_i w_i · loss_sum_i / N_i over the global batch; x world because DDP averages.
+                loss = (weights.to(stats.loss_sum) * stats.loss_sum / counts.clamp(min=1).to(stats.loss_sum)).sum()
+                acc.backward(loss * world)
+            step_sums += torch.stack([stats.loss_sum.detach().float().cpu(), stats.token_count.float().cpu(),
+                                      stats.correct.float().cpu(), stats.entropy_sum.detach().float().cpu()])
+        grad_norm = acc.clip_grad_norm_(params, oc.clip)
+        opt = optimizers[task if oc.per_task else "shared"]
+        lr = O.set_rate(opt, rates[task if oc.per_task else "shared"], mult)
+        opt.step()
+        model.zero_grad(set_to_none=True)
+
+        step_sums = acc.reduce(step_sums.to(acc.device), "sum").cpu() if world > 1 else step_sums
+        loss_sum, tok, correct, ent = step_sums
+        if task is not None:
+            ti = task_index[task]
+            schedulers[phase.name].observe(task, float(loss_sum[ti] / tok[ti].clamp(min=1)),
+                                           float(ent[ti] / tok[ti].clamp(min=1)))
+            schedulers[phase.name].step_done(step)
+        if coba is not None and (step + 1) % mc.coba.eval_every == 0:
+            coba.observe_validation(_dev_losses(model, acc, corpus, collate, micro))
+        tokens_seen += int(tok.sum())
+        done = step + 1
+
+        if done % cfg.log_every == 0 or done == oc.max_steps:
+            now = time.monotonic()
+            rec = {"step": done, "phase": phase.name, "task": task,
+                   "loss": float(loss_sum.sum() / tok.sum().clamp(min=1)), "lr": lr, "grad_norm": float(grad_norm),
+                   "tokens": tokens_seen, "tokens_per_s": (tokens_seen - tok_last) / max(now - t_last, 1e-9),
+                   "task_loss": {t: float(loss_sum[i] / tok[i]) for i, t in enumerate(corpus.tasks) if tok[i] > 0},
+                   "task_accuracy": {t: float(correct[i] / tok[i]) for i, t in enumerate(corpus.tasks) if tok[i] > 0},
+                   "task_tokens": {t: int(tok[i]) for i, t in enumerate(corpus.tasks) if tok[i] > 0},
+                   "language_loss": _by_language(corpus.tasks, loss_sum, tok)}
+            if mc.strategy != "plain":
+                rec["task_probability"] = schedulers[phase.name].probabilities()
+            if coba is not None:
+                rec["coba_weight"] = coba.weights()
+            logger.log(rec)
+            t_last, tok_last = now, tokens_seen
+
+        if cfg.checkpoint_every and done % cfg.checkpoint_every == 0 and done < oc.max_steps:
+            state = {"step": done, "tokens_seen": tokens_seen, "history": history,
+                     "streams": {k: s.state_dict() for k, s in streams.items()},
+                     "schedulers": {k: s.state_dict() for k, s in schedulers.items()},
+                     "coba": coba.state_dict() if coba is not None else None, "config": asdict(cfg)}
+            if main:
+                save_checkpoint(out, done, acc.unwrap_model(model),
+                                {"optimizers": {k: o.state_dict() for k, o in optimizers.items()}}, state)
+            acc.wait_for_everyone()
+    logger.close()
+    acc.wait_for_everyone()
+    summary = {"steps": oc.max_steps, "tokens": tokens_seen, "tasks": corpus.tasks}
+    if main:
+        summary.update(export_final(out, acc.unwrap_model(model), tokenizer, cfg.adapter.kind, merge=cfg.merge))
+        (out / "train_summary.json").write_text(json.dumps(summary, indent=1))
+    acc.wait_for_everyone()
+    return summary
+
+
+def forward(model, inputs: dict, device):
+    """Logits (B, T, V) for a collated batch (packed batches carry a 4D mask and position ids)."""
+    extra = {"position_ids": inputs["position_ids"].to(device)} if "position_ids" in inputs else {}
+    return model(input_ids=inputs["input_ids"].to(device), attention_mask=inputs["attention_mask"].to(device),
+                 **extra).logits
+
+
+def _task_weights(loss: str, counts: torch.Tensor, coba: CoBa | None, tasks: list[str]) -> torch.Tensor:
+    """w_i in Σ_i w_i·loss_sum_i/N_i: token_mean → N_i/N (every token equal); data_balanced → 1/K_present
+    (each present task's token mean counts equally); coba → CoBa's ω_i over present tasks."""
+    present = counts > 0
+    if loss == "token_mean":
+        return counts / counts.sum()
+    if loss == "data_balanced":
+        return present.float() / present.sum()
+    w = torch.tensor([coba.weights()[t] for t in tasks]) * present
+    return w / w.sum()
+
+
+@torch.no_grad()
+def _dev_losses(model, acc, corpus, collate, micro) -> dict[str, float]:
+    """Per-task token-mean loss on the held-out dev examples (CoBa's validation signal)."""
+    model.eval()
+    result = {}
+    for ti, t in enumerate(corpus.tasks):
+        total = n = 0.0
+        exs = corpus.dev[t]
+        for s in range(0, len(exs), max(micro, 1)):
+            inputs = collate(exs[s:s + micro])
+            with acc.autocast():
+                logits = forward(model, inputs, acc.device)
+            st = per_task_token_losses(logits, inputs["labels"].to(acc.device), inputs["token_task"].to(acc.device),
+                                       len(corpus.tasks))
+            total += float(st.loss_sum[ti])
+            n += float(st.token_count[ti])
+        result[t] = total / max(n, 1)
+    model.train()
+    return result
+
+
+def _by_language(tasks: list[str], loss_sum: torch.Tensor, tok: torch.Tensor) -> dict[str, float]:
+    langs: dict[str, list[float]] = {}
+    for i, t in enumerate(tasks):
+        if tok[i] > 0:
+            lang = t.split("/", 1)[1]
+            langs.setdefault(lang, [0.0, 0.0])
+            langs[lang][0] += float(loss_sum[i])
+            langs[lang][1] += float(tok[i])
+    return {lang: s / n for lang, (s, n) in langs.items()}

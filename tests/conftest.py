@@ -1,0 +1,40 @@
+"""Shared fixtures: a tiny training workspace (prepared synthetic data + a small BPE tokenizer)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+
+def write_prepared(out: Path, per_task: int = 24, languages=("python", "rust", "go")) -> Path:
+    """Canonical records of the synthetic suite's train split, one JSONL file per task, like `mftpp prepare`."""
+    from mftcoder_pp.synthetic.suite import generate_suite
+
+    out.mkdir(parents=True, exist_ok=True)
+    suite = generate_suite(0, splits=("train",))
+    for lang in languages:
+        recs = suite.records("train", lang)[:per_task]
+        with (out / f"synthesis-{lang}.jsonl").open("w") as f:
+            for i, r in enumerate(recs):
+                r.meta["prompt_variant"] = i % 2
+                f.write(r.to_json() + "\n")
+    return out
+
+
+def write_tokenizer(out: Path, prepared: Path) -> Path:
+    from mftcoder_pp.tokenizer import build_tokenizer
+
+    cfg = out.parent / "tokenizer.yaml"
+    cfg.write_text(json.dumps({"out": str(out), "mode": "scratch", "data": [str(prepared)], "kind": "bpe",
+                               "vocab_size_per_language": 400, "min_frequency": 4}))
+    build_tokenizer(str(cfg))
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_workspace(tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("workspace")
+    prepared = write_prepared(root / "prepared")
+    return {"root": root, "prepared": prepared, "tokenizer": write_tokenizer(root / "tokenizer", prepared)}
