@@ -38,3 +38,12 @@ def tiny_workspace(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("workspace")
     prepared = write_prepared(root / "prepared")
     return {"root": root, "prepared": prepared, "tokenizer": write_tokenizer(root / "tokenizer", prepared)}
+
+
+TINY = {"hidden_size": 64, "num_layers": 2, "num_heads": 4, "num_kv_heads": 2, "intermediate_size": 128}
+
+
+def train_config(path: Path, **sections) -> Path:
+    """Write a train config (JSON is YAML) whose sections are merged over `sections`."""
+    path.write_text(json.dumps(sections, indent=1))
+    return path

@@ -65,6 +65,15 @@ def cmd_tokenizer(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    from .train.loop import train
+
+    overrides = {"out": args.out} if args.out else None
+    summary = train(args.config, resume=args.resume, overrides=overrides, progress=not args.quiet)
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
 def _print_summary(summary: dict) -> None:
     keys = ("benchmark", "complete", "num_tasks", "num_samples", "pass@k", "status_counts", "fpr", "test_pass_rate",
             "rsr", "exact_match", "bleu")
@@ -111,6 +120,13 @@ def build_parser() -> argparse.ArgumentParser:
     tk.add_argument("config", metavar="CONFIG.yaml")
     tk.add_argument("--out", default=None, help="override the config's output directory")
     tk.set_defaults(func=cmd_tokenizer)
+
+    tr = sub.add_parser("train", help="multitask fine-tuning (LoRA or full); also under `accelerate launch`")
+    tr.add_argument("config", metavar="CONFIG.yaml")
+    tr.add_argument("--out", default=None, help="override the config's output directory")
+    tr.add_argument("--resume", action="store_true", help="continue from the output directory's latest checkpoint")
+    tr.add_argument("--quiet", action="store_true", help="no progress line")
+    tr.set_defaults(func=cmd_train)
 
     tc = sub.add_parser("toolchains", help="check (and prepare) the compilers and runtimes of every language")
     tc.add_argument("--install-npm", action="store_true", help="also install npm packages benchmarks need")

@@ -83,10 +83,16 @@ class ATDSSettings:
 
 @dataclass(frozen=True)
 class CoBaSettings:
-    eval_every: int = 20  # steps between per-task validation losses (needs data.dev_per_task > 0)
-    window: int = 5
-    temperature: float = 1.0
-    warmup_points: int = 3
+    # CoBa's official run validates every step; here every `eval_every` steps, so `window` and
+    # `warmup_points` count validation points, not steps (official: 200 and 100 steps, temperature 5).
+    eval_every: int = 10  # steps between per-task validation losses (needs data.dev_per_task > 0)
+    window: int = 10
+    temperature: float = 5.0
+    warmup_points: int = 4
+
+    def __post_init__(self):
+        if self.eval_every < 1 or self.window < 2 or self.warmup_points < 2 or self.temperature <= 0:
+            raise ValueError("coba: eval_every >= 1, window >= 2, warmup_points >= 2, temperature > 0")
 
 
 @dataclass(frozen=True)

@@ -92,8 +92,11 @@ def run(cfg: TrainConfig, resume: bool = False, config_path: str | None = None, 
             schedulers[k].load_state_dict(s)
         if coba is not None:
             coba.load_state_dict(state["coba"])
+        _same_config(ckpt, state["config"], asdict(cfg))
         start_step, tokens_seen, history = state["step"], state["tokens_seen"], state["history"]
         set_rng_state(tensors["rng"])
+    elif coba is not None:  # CoBa normalises each task's losses by its loss before training
+        coba.observe_validation(_dev_losses(model, acc, corpus, collate_fn(cfg, tokenizer.pad_token_id), micro_size(cfg, acc)))
 
     main = acc.is_main_process
     if main:
@@ -104,18 +107,10 @@ def run(cfg: TrainConfig, resume: bool = False, config_path: str | None = None, 
              "phases": [asdict(p) for p in phases], "processes": acc.num_processes}, indent=1))
     logger = TrainLogger(out, main, cfg.tensorboard, oc.max_steps, start_step, progress)
     world, rank, accum = acc.num_processes, acc.process_index, oc.grad_accum
-    if oc.batch_size % (world * accum):
-        raise ValueError(f"optim.batch_size {oc.batch_size} must be divisible by processes x grad_accum "
-                         f"({world} x {accum})")
-    micro = oc.batch_size // (world * accum)
+    micro = micro_size(cfg, acc)
     K = len(corpus.tasks)
-    pad = tokenizer.pad_token_id
+    collate = collate_fn(cfg, tokenizer.pad_token_id)
     t_last, tok_last = time.monotonic(), tokens_seen
-
-    def collate(examples):
-        if cfg.data.batching == "packed":
-            return collate_packed(examples, pad, cfg.data.max_length)
-        return collate_padded(examples, pad)
 
     model.train()
     step = start_step
@@ -158,7 +153,7 @@ def run(cfg: TrainConfig, resume: bool = False, config_path: str | None = None, 
             ti = task_index[task]
             schedulers[phase.name].observe(task, float(loss_sum[ti] / tok[ti].clamp(min=1)),
                                            float(ent[ti] / tok[ti].clamp(min=1)))
-            schedulers[phase.name].step_done(step)
+            schedulers[phase.name].step_done(step + 1)
         if coba is not None and (step + 1) % mc.coba.eval_every == 0:
             coba.observe_validation(_dev_losses(model, acc, corpus, collate, micro))
         tokens_seen += int(tok.sum())
@@ -199,6 +194,33 @@ def run(cfg: TrainConfig, resume: bool = False, config_path: str | None = None, 
     return summary
 
 
+def _same_config(ckpt: Path, saved: dict, now: dict, path: str = "") -> None:
+    """Resuming under a different config would silently splice two runs: refuse, naming the key."""
+    for key in sorted(set(saved) | set(now)):
+        if key == "out" and not path:
+            continue
+        a, b = saved.get(key), now.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            _same_config(ckpt, a, b, f"{path}{key}.")
+        elif a != b and not (isinstance(a, list) and isinstance(b, (list, tuple)) and list(a) == list(b)):
+            raise ValueError(f"{ckpt}: was written with {path}{key}={a!r}, the config now says {b!r}; "
+                             "resume with the same config or start a new `out`")
+
+
+def micro_size(cfg: TrainConfig, acc) -> int:
+    world, accum = acc.num_processes, cfg.optim.grad_accum
+    if cfg.optim.batch_size % (world * accum):
+        raise ValueError(f"optim.batch_size {cfg.optim.batch_size} must be divisible by processes x grad_accum "
+                         f"({world} x {accum})")
+    return cfg.optim.batch_size // (world * accum)
+
+
+def collate_fn(cfg: TrainConfig, pad: int):
+    if cfg.data.batching == "packed":
+        return lambda examples: collate_packed(examples, pad, cfg.data.max_length)
+    return lambda examples: collate_padded(examples, pad)
+
+
 def forward(model, inputs: dict, device):
     """Logits (B, T, V) for a collated batch (packed batches carry a 4D mask and position ids)."""
     extra = {"position_ids": inputs["position_ids"].to(device)} if "position_ids" in inputs else {}
@@ -231,7 +253,7 @@ def _dev_losses(model, acc, corpus, collate, micro) -> dict[str, float]:
             with acc.autocast():
                 logits = forward(model, inputs, acc.device)
             st = per_task_token_losses(logits, inputs["labels"].to(acc.device), inputs["token_task"].to(acc.device),
-                                       len(corpus.tasks))
+                                       len(corpus.tasks), with_entropy=False)
             total += float(st.loss_sum[ti])
             n += float(st.token_count[ti])
         result[t] = total / max(n, 1)

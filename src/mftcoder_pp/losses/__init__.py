@@ -1,0 +1,1 @@
+"""Training losses: per-task token losses, MFTCoder balancing baselines, focal alignment."""

@@ -1,0 +1,1 @@
+"""Training loop pieces: task scheduling, optimisers, the trainer."""

@@ -1,0 +1,232 @@
+"""The training core: config validation, batching, schedules, checkpoints, kill-and-resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import TINY, train_config
+from mftcoder_pp.cli import main
+from mftcoder_pp.config import ConfigError, load_config
+from mftcoder_pp.model.load import TinyModelSpec, build_tiny, load_tokenizer
+from mftcoder_pp.train import optim as O
+from mftcoder_pp.train.batching import Stream, collate_packed, collate_padded
+from mftcoder_pp.train.checkpoint import latest_checkpoint
+from mftcoder_pp.train.config import TrainConfig
+from mftcoder_pp.train.dataset import DataError, build_corpus
+from mftcoder_pp.losses.balance import per_task_token_losses
+
+
+def _metrics(out: Path) -> list[dict]:
+    return [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+
+
+def _pretrain(ws, out: Path, steps: int = 6) -> Path:
+    cfg = train_config(out.parent / f"{out.name}.yaml", out=str(out), stage="pretrain",
+                       data={"prepared": [str(ws["prepared"])], "max_length": 192},
+                       model={"tokenizer": str(ws["tokenizer"]), "tiny": TINY}, adapter={"kind": "full"},
+                       mixing={"strategy": "plain"},
+                       optim={"max_steps": steps, "batch_size": 8, "per_task": False, "lr": 3e-3},
+                       checkpoint_every=0, tensorboard=False)
+    assert main(["train", str(cfg), "--quiet"]) == 0
+    return out / "final"
+
+
+def _sft_sections(ws, base: Path, out: Path, **over) -> dict:
+    sections = {"out": str(out), "data": {"prepared": [str(ws["prepared"])], "max_length": 192},
+                "model": {"path": str(base)}, "adapter": {"kind": "lora", "lora": {"rank": 4, "alpha": 8}},
+                "mixing": {"strategy": "atds", "atds": {"refresh_every": 2}},
+                "optim": {"max_steps": 8, "batch_size": 4, "grad_accum": 2, "lr_range": [5e-4, 2e-3]},
+                "checkpoint_every": 3, "tensorboard": False}
+    for key, value in over.items():
+        sections[key] = {**sections[key], **value} if isinstance(value, dict) and key in sections else value
+    return sections
+
+
+@pytest.fixture(scope="module")
+def base_model(tiny_workspace, tmp_path_factory) -> Path:
+    return _pretrain(tiny_workspace, tmp_path_factory.mktemp("pretrain") / "run")
+
+
+# -- config ------------------------------------------------------------------------------------
+
+def test_config_errors_name_the_key(tmp_path):
+    bad = train_config(tmp_path / "a.yaml", out="x", data={"prepared": ["p"]}, optim={"max_step": 3})
+    with pytest.raises(ConfigError, match=r"optim\.max_step: unknown key"):
+        load_config(bad, TrainConfig)
+    plain = train_config(tmp_path / "b.yaml", out="x", data={"prepared": ["p"]}, mixing={"strategy": "plain"},
+                         model={"tokenizer": "t"})
+    with pytest.raises(ConfigError, match="per_task"):
+        load_config(plain, TrainConfig)
+    balanced = train_config(tmp_path / "c.yaml", out="x", data={"prepared": ["p"]}, model={"tokenizer": "t"},
+                            mixing={"loss": "data_balanced"})
+    with pytest.raises(ConfigError, match="strategy: plain"):
+        load_config(balanced, TrainConfig)
+
+
+def test_cli_reports_bad_data_with_file_and_line(tiny_workspace, tmp_path, capsys):
+    bad = tmp_path / "prepared"
+    bad.mkdir()
+    (bad / "synthesis-python.jsonl").write_text('{"id": "a"}\nnot json\n')
+    cfg = train_config(tmp_path / "t.yaml", out=str(tmp_path / "o"), data={"prepared": [str(bad)]},
+                       model={"tokenizer": str(tiny_workspace["tokenizer"]), "tiny": TINY})
+    assert main(["train", str(cfg), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "synthesis-python.jsonl:1: missing field" in err and "Traceback" not in err
+    missing = train_config(tmp_path / "m.yaml", out=str(tmp_path / "o2"), data={"prepared": [str(tmp_path / "nope")]},
+                           model={"path": str(tmp_path / "no-model")})
+    assert main(["train", str(missing), "--quiet"]) == 2
+    assert "tokenizer directory does not exist" in capsys.readouterr().err
+
+
+def test_task_pattern_typo_is_an_error(tiny_workspace):
+    tok = load_tokenizer(tiny_workspace["tokenizer"])
+    with pytest.raises(DataError, match=r"'synthesis/pyton' matches no task"):
+        build_corpus([str(tiny_workspace["prepared"])], tok, max_length=128, tasks=["synthesis/pyton"])
+
+
+# -- data --------------------------------------------------------------------------------------
+
+def test_corpus_masks_the_prompt(tiny_workspace):
+    tok = load_tokenizer(tiny_workspace["tokenizer"])
+    corpus = build_corpus([str(tiny_workspace["prepared"])], tok, max_length=256, dev_per_task=2)
+    assert corpus.tasks == ["synthesis/go", "synthesis/python", "synthesis/rust"]
+    ex = corpus.train["synthesis/rust"][0]
+    response = tok.decode([t for t in ex.labels if t != -100])
+    prompt = tok.decode(ex.input_ids[:ex.labels.index(next(t for t in ex.labels if t != -100))])
+    assert response.endswith(tok.eos_token) and "Instruction" in prompt and "Instruction" not in response
+    assert prompt.startswith("<|rust|>")  # language prefix token
+    assert all(len(v) == 2 for v in corpus.dev.values())
+
+
+def test_stream_resumes_exactly(tiny_workspace):
+    tok = load_tokenizer(tiny_workspace["tokenizer"])
+    exs = build_corpus([str(tiny_workspace["prepared"])], tok, max_length=256).train["synthesis/python"]
+    a = Stream(exs, 4, 0, "t")
+    for _ in range(7):  # crosses an epoch boundary (22 examples -> 5 batches per epoch)
+        a.next()
+    b = Stream(exs, 4, 0, "t")
+    b.load_state_dict(json.loads(json.dumps(a.state_dict())))
+    assert [[e.input_ids for e in a.next()] for _ in range(6)] == [[e.input_ids for e in b.next()] for _ in range(6)]
+
+
+def test_packed_batches_give_the_padded_loss(tiny_workspace):
+    tok = load_tokenizer(tiny_workspace["tokenizer"])
+    corpus = build_corpus([str(tiny_workspace["prepared"])], tok, max_length=256)
+    exs = corpus.train["synthesis/python"][:3] + corpus.train["synthesis/go"][:3]
+    model = build_tiny(TinyModelSpec(**TINY), tok).eval()
+    with torch.no_grad():
+        stats = []
+        for batch in (collate_padded(exs, tok.pad_token_id), collate_packed(exs, tok.pad_token_id, 512)):
+            extra = {"position_ids": batch["position_ids"]} if "position_ids" in batch else {}
+            logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], **extra).logits
+            stats.append(per_task_token_losses(logits, batch["labels"], batch["token_task"], 3))
+    padded, packed = stats
+    assert packed.token_count.tolist() == padded.token_count.tolist()
+    assert torch.allclose(packed.loss_sum, padded.loss_sum, rtol=1e-4)
+    assert collate_packed(exs, tok.pad_token_id, 512)["input_ids"].shape[0] < len(exs)
+
+
+# -- optimisation ------------------------------------------------------------------------------
+
+def test_schedule_and_per_task_rates():
+    mult = [O.lr_multiplier(s, 100, 0.05) for s in range(100)]
+    assert mult[:5] == [0.2, 0.4, 0.6, 0.8, 1.0] and mult[5] == 1.0 and mult[-1] == pytest.approx(1 / 95)
+    rates = O.per_task_rates({"big": 10000, "mid": 100, "small": 1}, 1e-5, 5e-5)
+    assert rates["big"] == pytest.approx(1e-5) and rates["small"] == pytest.approx(5e-5)
+    assert 1e-5 < rates["mid"] < 5e-5
+
+
+# -- runs --------------------------------------------------------------------------------------
+
+def test_sft_run_writes_loadable_adapter_and_merged_model(tiny_workspace, base_model, tmp_path):
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    out = tmp_path / "sft"
+    cfg = train_config(tmp_path / "sft.yaml", **_sft_sections(tiny_workspace, base_model, out, merge=True,
+                                                               tensorboard=True))
+    assert main(["train", str(cfg), "--quiet"]) == 0
+    rows = _metrics(out)
+    assert [r["step"] for r in rows] == list(range(1, 9))
+    assert all(r["task"] in r["task_probability"] for r in rows)
+    assert any(json.loads(json.dumps(r["task_probability"])) != rows[0]["task_probability"] for r in rows[2:])
+    info = json.loads((out / "train_config.json").read_text())
+    assert set(info["rates"]) == set(info["tasks"])  # one optimizer per task
+    assert info["adapter"]["vocabulary_adapter_tokens"] and info["adapter"]["frozen_position_embeddings"] == []
+    assert list((out / "tensorboard").iterdir())
+    base = AutoModelForCausalLM.from_pretrained(str(base_model))
+    tuned = PeftModel.from_pretrained(base, str(out / "final")).eval()
+    merged = AutoModelForCausalLM.from_pretrained(str(out / "merged")).eval()
+    ids = torch.tensor([[5, 6, 7, 8, 9]])
+    with torch.no_grad():
+        assert torch.allclose(tuned(ids).logits, merged(ids).logits, atol=1e-4)
+    # a second run into the same directory must not overwrite it silently
+    assert main(["train", str(cfg), "--quiet"]) == 2
+
+
+def test_resume_refuses_a_changed_config(tiny_workspace, base_model, tmp_path, capsys):
+    out = tmp_path / "sft"
+    sections = _sft_sections(tiny_workspace, base_model, out, optim={"max_steps": 4})
+    cfg = train_config(tmp_path / "a.yaml", **sections)
+    assert main(["train", str(cfg), "--quiet"]) == 0
+    sections["optim"]["lr_range"] = [1e-4, 1e-3]
+    changed = train_config(tmp_path / "b.yaml", **sections)
+    assert main(["train", str(changed), "--resume", "--quiet"]) == 2
+    assert "optim.lr_range" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("loss", ["data_balanced", "coba"])
+def test_mftcoder_baseline_losses_run(tiny_workspace, base_model, tmp_path, loss):
+    out = tmp_path / loss
+    cfg = train_config(tmp_path / "c.yaml", **_sft_sections(
+        tiny_workspace, base_model, out, data={"dev_per_task": 2},
+        mixing={"strategy": "plain", "loss": loss, "coba": {"eval_every": 2, "warmup_points": 2, "window": 3}},
+        optim={"per_task": False, "lr": 1e-3, "max_steps": 6}))
+    assert main(["train", str(cfg), "--quiet"]) == 0
+    rows = _metrics(out)
+    assert len(rows) == 6 and all(r["task"] is None for r in rows)
+    if loss == "coba":
+        assert abs(sum(rows[-1]["coba_weight"].values()) - 1) < 1e-6
+
+
+def test_kill_and_resume_reproduces_the_uninterrupted_run(tiny_workspace, base_model, tmp_path):
+    steps = 12
+    ref = tmp_path / "ref"
+    sections = _sft_sections(tiny_workspace, base_model, ref, optim={"max_steps": steps}, checkpoint_every=4)
+    assert main(["train", str(train_config(tmp_path / "ref.yaml", **sections)), "--quiet"]) == 0
+
+    out = tmp_path / "killed"
+    cfg = train_config(tmp_path / "killed.yaml", **{**sections, "out": str(out)})
+    cmd = [sys.executable, "-m", "mftcoder_pp.cli", "train", str(cfg), "--quiet"]
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and proc.poll() is None:
+            metrics = out / "metrics.jsonl"
+            if latest_checkpoint(out) is not None and metrics.exists() and len(metrics.read_text().splitlines()) >= 6:
+                break
+            time.sleep(0.05)
+        assert proc.poll() is None, "the run finished before it could be killed"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert not (out / "final").exists()
+    killed_at = int(latest_checkpoint(out).name.split("-")[1])
+    assert 4 <= killed_at < steps
+    assert main(["train", str(cfg), "--resume", "--quiet"]) == 0
+    a, b = _metrics(ref), _metrics(out)
+    assert [r["step"] for r in b] == list(range(1, steps + 1))
+    assert [(r["task"], r["loss"]) for r in a] == [(r["task"], r["loss"]) for r in b]
+    assert [r["task_probability"] for r in a] == [r["task_probability"] for r in b]
