@@ -83,7 +83,7 @@ def collate_padded(examples: Sequence[TrainExample], pad_id: int) -> dict[str, t
         attention_mask[i, :n] = 1
         token_task[i, :n] = ex.task
     return {"input_ids": input_ids, "labels": labels, "attention_mask": attention_mask, "token_task": token_task,
-            "task_ids": torch.tensor([ex.task for ex in examples])}
+            "task_ids": torch.tensor([ex.task for ex in examples]), "languages": [ex.language for ex in examples]}
 
 
 def collate_packed(examples: Sequence[TrainExample], pad_id: int, max_length: int) -> dict[str, torch.Tensor]:

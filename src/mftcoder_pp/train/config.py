@@ -164,6 +164,58 @@ class EarlyStopConfig:
 
 
 @dataclass(frozen=True)
+class HMDSettings:
+    enabled: bool = False
+    top_layers: int = 6
+    rank: int = 16
+    decoupling: bool = False  # adds decoupling_weight x cos²(h_shared, h_lang)
+    decoupling_weight: float = 0.1
+
+
+@dataclass(frozen=True)
+class TIARSettings:
+    enabled: bool = False
+    layer: int = -1  # hidden-state index pooled over prompt tokens (negative: from the top)
+    period: int = 5  # D and the model alternate every `period` steps
+    mode: Literal["uniform", "reversal"] = "uniform"
+    weight: float = 0.1  # λ2
+    lr: float = 1e-4
+    width: int = 256
+    buffer: int = 256  # recent pooled states D trains on (one task per step would starve it otherwise)
+
+
+@dataclass(frozen=True)
+class DAGGSettings:
+    enabled: bool = False
+    layers: list[int] = field(default_factory=lambda: [-1])
+    lam: float = 0.6
+    every: int = 1  # compute the term every N steps (the saliency target is refreshed then)
+    weight: float = 0.3  # λ1
+
+
+@dataclass(frozen=True)
+class FocalSettings:
+    enabled: bool = False
+    beta: float = 2.0
+    ema: float = 0.9
+    weight: float = 0.2  # λ3
+
+
+@dataclass(frozen=True)
+class ModulesConfig:
+    """The MFTCoder++ modules; all on = MFTCoder++, each ablation turns one off."""
+    hmd: HMDSettings = field(default_factory=HMDSettings)
+    tiar: TIARSettings = field(default_factory=TIARSettings)
+    dagg: DAGGSettings = field(default_factory=DAGGSettings)
+    focal: FocalSettings = field(default_factory=FocalSettings)
+
+    @property
+    def per_sample(self) -> bool:
+        """Modules that need one sample per row (routing, pooling, attention maps)."""
+        return self.hmd.enabled or self.tiar.enabled or self.dagg.enabled or self.focal.enabled
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     out: str
     data: DataConfig
@@ -175,6 +227,7 @@ class TrainConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"
     early_stopping: EarlyStopConfig = field(default_factory=EarlyStopConfig)
+    modules: ModulesConfig = field(default_factory=ModulesConfig)
     checkpoint_every: int = 50  # steps; 0 = only at the end
     log_every: int = 1
     tensorboard: bool = True
@@ -186,5 +239,12 @@ class TrainConfig:
                              "set optim.per_task: false for plain mixing")
         if self.mixing.loss == "coba" and self.data.dev_per_task < 1:
             raise ValueError("mixing.loss coba needs validation losses: set data.dev_per_task >= 1")
+        if self.modules.per_sample and self.data.batching == "packed":
+            raise ValueError("modules (hmd/tiar/dagg/focal) need one sample per row: use data.batching "
+                             "length_grouped or padded, not packed")
+        if self.modules.per_sample and self.stage == "pretrain":
+            raise ValueError("the MFTCoder++ modules are for stage: sft")
+        if self.stage == "pretrain" and self.adapter.kind != "full":
+            raise ValueError("stage pretrain trains every weight: set adapter.kind: full")
         if self.checkpoint_every < 0 or self.log_every < 1:
             raise ValueError("checkpoint_every >= 0 and log_every >= 1")

@@ -6,6 +6,7 @@ transformers/peft directly (`AutoModelForCausalLM`, `PeftModel.from_pretrained`)
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 
@@ -17,7 +18,14 @@ def save_base(model, tokenizer, path: Path) -> Path:
 
 
 def export_final(out: Path, model, tokenizer, kind: str, merge: bool = False) -> dict:
+    """Unwraps HMD-Fusion layers (their adapter is saved beside the weights), so call it once, at the end."""
+    from ..modules.hmd_fusion import hmd_layers, remove_hmd, save_hmd_adapter
+
     final = out / "final"
+    hmd = bool(hmd_layers(model))
+    if hmd:  # saved as its own adapter; the base/PEFT weights keep their original names
+        save_hmd_adapter(model, str(final))
+        remove_hmd(model)
     model.save_pretrained(str(final))
     tokenizer.save_pretrained(str(final))
     result = {"final": str(final)}
@@ -32,5 +40,8 @@ def export_final(out: Path, model, tokenizer, kind: str, merge: bool = False) ->
             merged = out / "merged"
             model.merge_and_unload().save_pretrained(str(merged))
             tokenizer.save_pretrained(str(merged))
+            if hmd:
+                for f in final.glob("hmd_adapter_*"):
+                    shutil.copy(f, merged / f.name)
             result["merged"] = str(merged)
     return result

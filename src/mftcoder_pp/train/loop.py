@@ -23,7 +23,7 @@ import torch
 
 from .. import __version__
 from ..config import load_config
-from ..losses.balance import CoBa, data_balanced_loss, per_task_token_losses
+from ..losses.balance import CoBa, per_task_token_losses
 from . import optim as O
 from .batching import Stream, collate_packed, collate_padded
 from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint, set_rng_state
@@ -31,6 +31,7 @@ from .config import TrainConfig
 from .export import export_final
 from .logger import TrainLogger
 from .mixing import TaskScheduler
+from .objective import Objective, token_mean
 from .setup import build_model, describe, load_data, plan_phases, tokenizer_for
 
 PRECISION = {"fp32": "no", "bf16": "bf16", "fp16": "fp16"}
@@ -56,6 +57,7 @@ def run(cfg: TrainConfig, resume: bool = False, config_path: str | None = None, 
     tokenizer = tokenizer_for(cfg)
     corpus = load_data(cfg, tokenizer)
     model, adapter_report = build_model(cfg, tokenizer, out / "base" if acc.is_main_process else None)
+    objective = Objective(cfg.modules, len(corpus.tasks), model, acc.device)  # adds HMD branches
     params = [p for p in model.parameters() if p.requires_grad]
     phases = plan_phases(cfg, corpus.tasks)
     task_index = {t: i for i, t in enumerate(corpus.tasks)}
@@ -94,6 +96,7 @@ def run(cfg: TrainConfig, resume: bool = False, config_path: str | None = None, 
             coba.load_state_dict(state["coba"])
         _same_config(ckpt, state["config"], asdict(cfg))
         start_step, tokens_seen, history = state["step"], state["tokens_seen"], state["history"]
+        objective.load_state_dict(tensors["objective"])
         set_rng_state(tensors["rng"])
     elif coba is not None:  # CoBa normalises each task's losses by its loss before training
         coba.observe_validation(_dev_losses(model, acc, corpus, collate_fn(cfg, tokenizer.pad_token_id), micro_size(cfg, acc)))
@@ -128,17 +131,19 @@ def run(cfg: TrainConfig, resume: bool = False, config_path: str | None = None, 
             counts[ex.task] += ex.n_targets
         weights = _task_weights(mc.loss, counts, coba, corpus.tasks)
         mine = batch[rank * accum * micro:(rank + 1) * accum * micro]
+        probs = _probabilities(schedulers[phase.name], corpus.tasks)  # α_i of the focal term
         step_sums = torch.zeros(4, K)  # loss, tokens, correct, entropy (this process)
+        terms: dict = {}
         for i in range(accum):
             inputs = collate(mine[i * micro:(i + 1) * micro])
             sync = i == accum - 1
-            with (nullcontext() if sync or world == 1 else acc.no_sync(model)), acc.autocast():
-                logits = forward(model, inputs, acc.device)  # (B, T, V)
-                stats = per_task_token_losses(logits, inputs["labels"].to(acc.device),
-                                              inputs["token_task"].to(acc.device), K)
-                # Σ_i w_i · loss_sum_i / N_i over the global batch; x world because DDP averages.
-                loss = (weights.to(stats.loss_sum) * stats.loss_sum / counts.clamp(min=1).to(stats.loss_sum)).sum()
-                acc.backward(loss * world)
+            with nullcontext() if sync or world == 1 else acc.no_sync(model):
+                task_loss, aux, stats, terms_i = objective.micro_loss(model, inputs, step, token_mean(counts, weights),
+                                                                      probs, acc.autocast)
+                # task: Σ_i w_i·loss_sum_i/N_i over the global batch, x world because DDP averages;
+                # auxiliary terms: means per micro-batch, averaged over micro-batches and processes.
+                acc.backward(task_loss * world + aux / accum)
+            _accumulate(terms, terms_i, accum)
             step_sums += torch.stack([stats.loss_sum.detach().float().cpu(), stats.token_count.float().cpu(),
                                       stats.correct.float().cpu(), stats.entropy_sum.detach().float().cpu()])
         grad_norm = acc.clip_grad_norm_(params, oc.clip)
@@ -156,6 +161,7 @@ def run(cfg: TrainConfig, resume: bool = False, config_path: str | None = None, 
             schedulers[phase.name].step_done(step + 1)
         if coba is not None and (step + 1) % mc.coba.eval_every == 0:
             coba.observe_validation(_dev_losses(model, acc, corpus, collate, micro))
+        terms.update(objective.after_step(step, acc, correct / tok.clamp(min=1), tok > 0))
         tokens_seen += int(tok.sum())
         done = step + 1
 
@@ -172,6 +178,7 @@ def run(cfg: TrainConfig, resume: bool = False, config_path: str | None = None, 
                 rec["task_probability"] = schedulers[phase.name].probabilities()
             if coba is not None:
                 rec["coba_weight"] = coba.weights()
+            rec.update(terms)
             logger.log(rec)
             t_last, tok_last = now, tokens_seen
 
@@ -182,7 +189,8 @@ def run(cfg: TrainConfig, resume: bool = False, config_path: str | None = None, 
                      "coba": coba.state_dict() if coba is not None else None, "config": asdict(cfg)}
             if main:
                 save_checkpoint(out, done, acc.unwrap_model(model),
-                                {"optimizers": {k: o.state_dict() for k, o in optimizers.items()}}, state)
+                                {"optimizers": {k: o.state_dict() for k, o in optimizers.items()},
+                                 "objective": objective.state_dict()}, state)
             acc.wait_for_everyone()
     logger.close()
     acc.wait_for_everyone()
@@ -226,6 +234,17 @@ def forward(model, inputs: dict, device):
     extra = {"position_ids": inputs["position_ids"].to(device)} if "position_ids" in inputs else {}
     return model(input_ids=inputs["input_ids"].to(device), attention_mask=inputs["attention_mask"].to(device),
                  **extra).logits
+
+
+def _probabilities(scheduler: TaskScheduler, tasks: list[str]) -> torch.Tensor:
+    probs = scheduler.probabilities()
+    return torch.tensor([probs.get(t, 0.0) for t in tasks])
+
+
+def _accumulate(terms: dict, new: dict, accum: int) -> None:
+    """Mean of the logged auxiliary terms over the step's micro-batches (gate values: the last)."""
+    for key, value in new.items():
+        terms[key] = terms.get(key, 0.0) + value / accum if isinstance(value, float) else value
 
 
 def _task_weights(loss: str, counts: torch.Tensor, coba: CoBa | None, tasks: list[str]) -> torch.Tensor:
