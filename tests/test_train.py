@@ -230,3 +230,34 @@ def test_kill_and_resume_reproduces_the_uninterrupted_run(tiny_workspace, base_m
     assert [r["step"] for r in b] == list(range(1, steps + 1))
     assert [(r["task"], r["loss"]) for r in a] == [(r["task"], r["loss"]) for r in b]
     assert [r["task_probability"] for r in a] == [r["task_probability"] for r in b]
+
+
+def test_end_to_end_pretrain_sft_generate_evaluate(tiny_workspace, base_model, tmp_path):
+    """Tiny pretrain (fixture) → SFT with ATDS, per-task optimizers and early stopping on pass@1 →
+    `mftpp generate` → `mftpp evaluate`, asserting on the files each stage wrote."""
+    out = tmp_path / "sft"
+    cfg = train_config(tmp_path / "sft.yaml", **_sft_sections(
+        tiny_workspace, base_model, out, optim={"max_steps": 6},
+        early_stopping={"every": 3, "benchmark": "synthetic-python", "limit": 2, "max_new_tokens": 24,
+                        "patience": 5}))
+    assert main(["train", str(cfg), "--quiet"]) == 0
+    rows = _metrics(out)
+    dev = [r for r in rows if "dev_pass@1" in r]
+    assert [r["step"] for r in dev] == [3, 6] and all(0 <= r["dev_pass@1"] <= 1 for r in dev)
+    assert (out / "best" / "adapter_config.json").exists()
+    assert (out / "dev" / "step-000003" / "eval" / "summary.json").exists()
+    summary = json.loads((out / "train_summary.json").read_text())
+    assert summary["steps"] == 6 and set(summary["early_stopping"]["pass@1"]) == {"3", "6"}
+
+    gen = tmp_path / "gen"
+    assert main(["generate", "--model", str(out / "final"), "--benchmark", "synthetic-rust", "--out", str(gen),
+                 "--limit", "3", "--max-new-tokens", "24"]) == 0
+    samples = [json.loads(line) for line in (gen / "samples.jsonl").read_text().splitlines()]
+    assert len(samples) == 3
+    meta = json.loads((gen / "samples.jsonl.meta.json").read_text())
+    assert meta["temperature"] == 0 and meta["max_new_tokens"] == 24
+    ev = tmp_path / "eval"
+    assert main(["evaluate", "--benchmark", "synthetic-rust", "--samples", str(gen / "samples.jsonl"),
+                 "--out", str(ev), "--k", "1", "--quiet"]) == 0
+    result = json.loads((ev / "summary.json").read_text())
+    assert result["num_samples"] == 3 and sum(result["status_counts"].values()) == 3

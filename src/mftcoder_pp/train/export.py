@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -17,31 +18,57 @@ def save_base(model, tokenizer, path: Path) -> Path:
     return path
 
 
-def export_final(out: Path, model, tokenizer, kind: str, merge: bool = False) -> dict:
-    """Unwraps HMD-Fusion layers (their adapter is saved beside the weights), so call it once, at the end."""
-    from ..modules.hmd_fusion import hmd_layers, remove_hmd, save_hmd_adapter
+@contextmanager
+def hmd_unwrapped(model):
+    """Temporarily put the original decoder layers back (HMD-Fusion wraps them), so the base/PEFT
+    weights save under their usual names; the HMD adapter is saved on its own."""
+    from ..modules.hmd_fusion import HMDLayer, find_decoder_layers
 
-    final = out / "final"
-    hmd = bool(hmd_layers(model))
-    if hmd:  # saved as its own adapter; the base/PEFT weights keep their original names
-        save_hmd_adapter(model, str(final))
-        remove_hmd(model)
-    model.save_pretrained(str(final))
-    tokenizer.save_pretrained(str(final))
-    result = {"final": str(final)}
+    wrapped = {}
+    try:
+        _, layers = find_decoder_layers(model)
+    except (ValueError, RuntimeError):
+        layers = []
+    for i, layer in enumerate(layers):
+        if isinstance(layer, HMDLayer):
+            wrapped[i] = layer
+            layers[i] = layer.base_layer
+    try:
+        yield bool(wrapped)
+    finally:
+        for i, layer in wrapped.items():
+            layers[i] = layer
+
+
+def save_model_dir(model, tokenizer, path: Path, out: Path, kind: str) -> None:
+    """A directory `load_for_inference` (and transformers/peft) can load: weights or adapter,
+    tokenizer, and the HMD adapter when the model has one."""
+    from ..modules.hmd_fusion import hmd_layers, save_hmd_adapter
+
+    if hmd_layers(model):
+        save_hmd_adapter(model, str(path))
+    with hmd_unwrapped(model):
+        model.save_pretrained(str(path))
+    tokenizer.save_pretrained(str(path))
     if kind == "lora":
-        cfg_file = final / "adapter_config.json"
+        cfg_file = path / "adapter_config.json"
         cfg = json.loads(cfg_file.read_text())
         base = Path(cfg.get("base_model_name_or_path") or "")
         if not (base / "config.json").is_file() and (out / "base" / "config.json").is_file():
             cfg["base_model_name_or_path"] = str((out / "base").resolve())
             cfg_file.write_text(json.dumps(cfg, indent=2))
-        if merge:
-            merged = out / "merged"
+
+
+def export_final(out: Path, model, tokenizer, kind: str, merge: bool = False) -> dict:
+    final = out / "final"
+    save_model_dir(model, tokenizer, final, out, kind)
+    result = {"final": str(final)}
+    if kind == "lora" and merge:
+        merged = out / "merged"
+        with hmd_unwrapped(model):
             model.merge_and_unload().save_pretrained(str(merged))
-            tokenizer.save_pretrained(str(merged))
-            if hmd:
-                for f in final.glob("hmd_adapter_*"):
-                    shutil.copy(f, merged / f.name)
-            result["merged"] = str(merged)
+        tokenizer.save_pretrained(str(merged))
+        for f in final.glob("hmd_adapter_*"):
+            shutil.copy(f, merged / f.name)
+        result["merged"] = str(merged)
     return result

@@ -28,10 +28,12 @@ from . import optim as O
 from .batching import Stream, collate_packed, collate_padded
 from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint, set_rng_state
 from .config import TrainConfig
+from .earlystop import EarlyStopper
 from .export import export_final
 from .logger import TrainLogger
 from .mixing import TaskScheduler
-from .objective import Objective, token_mean
+from ..modules.hmd_fusion import language_routing
+from .objective import HMD_LANGUAGES, Objective, token_mean
 from .setup import build_model, describe, load_data, plan_phases, tokenizer_for
 
 PRECISION = {"fp32": "no", "bf16": "bf16", "fp16": "fp16"}
@@ -115,6 +117,7 @@ def run(cfg: TrainConfig, resume: bool = False, config_path: str | None = None, 
     collate = collate_fn(cfg, tokenizer.pad_token_id)
     t_last, tok_last = time.monotonic(), tokens_seen
 
+    stopper = EarlyStopper(cfg.early_stopping, out, cfg.adapter.kind, history)
     model.train()
     step = start_step
     for step in range(start_step, oc.max_steps):
@@ -165,7 +168,15 @@ def run(cfg: TrainConfig, resume: bool = False, config_path: str | None = None, 
         tokens_seen += int(tok.sum())
         done = step + 1
 
-        if done % cfg.log_every == 0 or done == oc.max_steps:
+        dev = None  # early stopping: pass@1 on the dev benchmark (main process measures, all agree)
+        if stopper.due(done):
+            dev = [stopper.measure(done, acc.unwrap_model(model), tokenizer) if main else None]
+            if world > 1:
+                from accelerate.utils import broadcast_object_list
+                dev = broadcast_object_list(dev)
+            dev = dev[0]
+
+        if done % cfg.log_every == 0 or done == oc.max_steps or dev is not None:
             now = time.monotonic()
             rec = {"step": done, "phase": phase.name, "task": task,
                    "loss": float(loss_sum.sum() / tok.sum().clamp(min=1)), "lr": lr, "grad_norm": float(grad_norm),
@@ -179,6 +190,8 @@ def run(cfg: TrainConfig, resume: bool = False, config_path: str | None = None, 
             if coba is not None:
                 rec["coba_weight"] = coba.weights()
             rec.update(terms)
+            if dev is not None:
+                rec["dev_pass@1"] = dev["pass@1"]
             logger.log(rec)
             t_last, tok_last = now, tokens_seen
 
@@ -192,9 +205,12 @@ def run(cfg: TrainConfig, resume: bool = False, config_path: str | None = None, 
                                 {"optimizers": {k: o.state_dict() for k, o in optimizers.items()},
                                  "objective": objective.state_dict()}, state)
             acc.wait_for_everyone()
+        if dev is not None and dev["stop"]:
+            break
     logger.close()
     acc.wait_for_everyone()
-    summary = {"steps": oc.max_steps, "tokens": tokens_seen, "tasks": corpus.tasks}
+    summary = {"steps": step + 1 if oc.max_steps > start_step else start_step, "max_steps": oc.max_steps,
+               "tokens": tokens_seen, "tasks": corpus.tasks, "early_stopping": history or None}
     if main:
         summary.update(export_final(out, acc.unwrap_model(model), tokenizer, cfg.adapter.kind, merge=cfg.merge))
         (out / "train_summary.json").write_text(json.dumps(summary, indent=1))
@@ -269,7 +285,8 @@ def _dev_losses(model, acc, corpus, collate, micro) -> dict[str, float]:
         exs = corpus.dev[t]
         for s in range(0, len(exs), max(micro, 1)):
             inputs = collate(exs[s:s + micro])
-            with acc.autocast():
+            langs = torch.tensor([HMD_LANGUAGES.index(lang) for lang in inputs["languages"]]) if "languages" in inputs else None
+            with acc.autocast(), language_routing(model, langs):  # a no-op without HMD-Fusion
                 logits = forward(model, inputs, acc.device)
             st = per_task_token_losses(logits, inputs["labels"].to(acc.device), inputs["token_task"].to(acc.device),
                                        len(corpus.tasks), with_entropy=False)
