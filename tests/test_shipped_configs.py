@@ -8,7 +8,9 @@ from mftcoder_pp.config import load_config
 from mftcoder_pp.tokenizer import TokenizerConfig
 
 ROOT = Path(__file__).resolve().parents[1] / "configs"
-SCHEMAS = {"tokenizer": TokenizerConfig}
+from mftcoder_pp.train.config import TrainConfig
+
+SCHEMAS = {"tokenizer": TokenizerConfig, "train": TrainConfig}
 try:  # the preprocessing stage
     from mftcoder_pp.prepare import PrepareConfig
 
