@@ -182,7 +182,7 @@ def test_optimising_dagg_loss_lowers_it(model):
     dagg = DAGG(layers=[-1])
     opt = torch.optim.Adam(m.parameters(), lr=3e-3)
     losses = []
-    for _ in range(30):
+    for _ in range(20):
         opt.zero_grad()
         with dagg.capture(m) as cap:
             out = m(input_ids=ids, attention_mask=attn)
@@ -190,7 +190,7 @@ def test_optimising_dagg_loss_lowers_it(model):
         l_dagg.backward()
         opt.step()
         losses.append(l_dagg.item())
-    assert losses[-1] < 0.7 * losses[0]
+    assert losses[-1] < 0.5 * losses[0]
 
 
 def test_gradient_checkpointing_backward_after_capture(model):
@@ -198,7 +198,7 @@ def test_gradient_checkpointing_backward_after_capture(model):
     m.load_state_dict(model.state_dict())
     m.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
     calls = []
-    m.model.layers[2].register_forward_pre_hook(lambda mod, args: calls.append(1))
+    m.model.layers[2].mlp.register_forward_pre_hook(lambda mod, args: calls.append(1))
     ids, attn, labels = _batch()
     dagg = DAGG(layers=[-1, -2])
     with dagg.capture(m) as cap:

@@ -51,6 +51,8 @@ import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from .layers import find_decoder_layers as _find_layers
+
 CAPTURE_IMPL = "mftpp_dagg_capture"
 _STATE_ATTR = "_mftpp_dagg_capture"
 _FLASH = ("flash_attention_2", "flash_attention_3", "flash_attention_4")
@@ -187,16 +189,12 @@ def _model_name(model: nn.Module) -> str:
 
 
 def find_decoder_layers(model: nn.Module) -> nn.ModuleList:
-    """The longest ``nn.ModuleList`` whose name ends in ``layers`` (through PEFT wrappers too)."""
+    """The decoder layers (through PEFT wrappers too; HMD-Fusion's wrapped layers are found as they are)."""
     root = model.get_base_model() if hasattr(model, "get_base_model") else model
-    best = None
-    for name, mod in root.named_modules():
-        if isinstance(mod, nn.ModuleList) and name.split(".")[-1].endswith("layers"):
-            if best is None or len(mod) > len(best):
-                best = mod
-    if best is None:
-        raise TypeError(f"DAGG: cannot find the decoder layers (a ModuleList named '*layers') of {_model_name(model)}")
-    return best
+    try:
+        return _find_layers(root, "DAGG")[1]
+    except ValueError as exc:
+        raise TypeError(f"{exc} ({_model_name(model)}): cannot find the decoder layers") from None
 
 
 def _find_attention(layer: nn.Module, model: nn.Module) -> nn.Module:
@@ -325,7 +323,9 @@ def _probs_from_qk(query: torch.Tensor, key: torch.Tensor, rec: _AttnRecord) -> 
 @contextlib.contextmanager
 def capture_attention(model: nn.Module, layer_indices: Sequence[int]) -> Iterator[AttentionCapture]:
     """Capture the attention (q/k, lazily turned into probabilities) and output hidden states of the
-    selected decoder layers (negative = from the top) during forwards run inside the block."""
+    selected decoder layers (negative = from the top) during ONE forward run inside the block (the
+    first call per layer is kept, so gradient-checkpoint recomputation cannot overwrite it; use one
+    capture per micro-batch). Everything is restored on exit; the records stay usable afterwards."""
     _register()
     layers = find_decoder_layers(model)
     n = len(layers)

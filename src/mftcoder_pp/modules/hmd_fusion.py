@@ -44,10 +44,11 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .layers import find_decoder_layers as _find_layers
+
 CONFIG_NAME = "hmd_adapter_config.json"
 WEIGHTS_NAME = "hmd_adapter_model.safetensors"
 FORMAT_VERSION = 1
-_LAYER_LIST_NAMES = ("layers", "h", "blocks")
 
 
 @dataclass(frozen=True)
@@ -176,14 +177,7 @@ def hmd_layers(model: nn.Module) -> list[HMDLayer]:
 
 def find_decoder_layers(model: nn.Module) -> tuple[str, nn.ModuleList]:
     """The decoder-layer list: the longest non-empty ModuleList named layers/h/blocks."""
-    best: tuple[str, nn.ModuleList] | None = None
-    for name, mod in model.named_modules():
-        if isinstance(mod, nn.ModuleList) and len(mod) and name.rsplit(".", 1)[-1] in _LAYER_LIST_NAMES:
-            if best is None or len(mod) > len(best[1]):
-                best = (name, mod)
-    if best is None:
-        raise ValueError(f"HMD-Fusion: no decoder layer list ({'/'.join(_LAYER_LIST_NAMES)}) in {type(model).__name__}")
-    return best
+    return _find_layers(model, "HMD-Fusion")
 
 
 def _hidden_size(model: nn.Module) -> int:
