@@ -275,3 +275,26 @@ def test_clear_errors():
                 pass
         finally:
             m.config._attn_implementation = "sdpa"
+
+
+def test_attention_probabilities_stay_float32_under_bf16_autocast():
+    """Under bf16 autocast QKᵀ would come out bf16 and the float32 mask fill would overflow."""
+    import torch
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    from mftcoder_pp.modules.dagg import DAGG
+
+    model = Qwen2ForCausalLM(Qwen2Config(vocab_size=100, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                                         num_attention_heads=4, num_key_value_heads=2))
+    ids = torch.randint(0, 100, (2, 12))
+    mask = torch.ones_like(ids)
+    mask[1, 8:] = 0
+    labels = ids.clone()
+    labels[:, :5] = -100
+    dagg = DAGG([-1])
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        with dagg.capture(model) as cap:
+            logits = model(input_ids=ids, attention_mask=mask).logits
+        task = torch.nn.functional.cross_entropy(logits[:, :-1].float().reshape(-1, 100), ids[:, 1:].reshape(-1))
+        loss = dagg.loss(task, cap, labels != -100, mask.bool())
+    assert torch.isfinite(loss)

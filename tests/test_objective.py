@@ -41,7 +41,8 @@ def _sections(ws, base, out, kind):
             "adapter": {"kind": kind, "lora": {"rank": 4, "alpha": 8, "dropout": 0.0}},
             "mixing": {"strategy": "atds", "atds": {"refresh_every": 2}},
             "optim": {"max_steps": 8, "batch_size": 4, "grad_accum": 2, "lr_range": [5e-4, 2e-3]},
-            "checkpoint_every": 4, "tensorboard": False, "modules": ALL_ON}
+            "checkpoint_every": 4, "tensorboard": False, "modules": ALL_ON,
+            "precision": "bf16" if kind == "full" else "fp32"}  # bf16 autocast covers DAGG's float32 path
 
 
 @pytest.mark.parametrize("kind", ["lora", "full"])

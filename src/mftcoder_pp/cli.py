@@ -30,6 +30,19 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_generate(args: argparse.Namespace) -> int:
+    from .generate import generate
+
+    meta = generate(args.model, args.benchmark, args.out, n=args.n, temperature=args.temperature, top_p=args.top_p,
+                    max_new_tokens=args.max_new_tokens, batch_size=args.batch_size, limit=args.limit,
+                    prompt_format=args.prompt_format, language_prefix=args.language_prefix, seed=args.seed,
+                    dtype=args.dtype, num_shards=args.num_shards, shard_index=args.shard_index, device=args.device,
+                    progress=False if args.quiet else None)
+    keys = ("benchmark", "num_tasks", "num_samples", "tokens_generated", "tokens_per_second", "finish_reasons")
+    print(json.dumps({**{k: meta.get(k) for k in keys}, "samples": f"{args.out}/samples.jsonl"}, indent=2))
+    return 0
+
+
 def cmd_merge(args: argparse.Namespace) -> int:
     from .evaluate import merge
 
@@ -71,6 +84,22 @@ def cmd_train(args: argparse.Namespace) -> int:
     overrides = {"out": args.out} if args.out else None
     summary = train(args.config, resume=args.resume, overrides=overrides, progress=not args.quiet)
     print(json.dumps(summary, indent=2))
+    return 0
+
+
+def cmd_experiment(args: argparse.Namespace) -> int:
+    from .experiment.runner import run_experiment
+
+    print(json.dumps(run_experiment(args.config, out=args.out, progress=not args.quiet), indent=2))
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import demo
+
+    result = demo(args.out, scale=0.08 if args.quick else 1.0, progress=not args.quiet)
+    print(json.dumps(result, indent=2))
+    print(f"report: {result['report']}", file=sys.stderr)
     return 0
 
 
@@ -127,6 +156,40 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--resume", action="store_true", help="continue from the output directory's latest checkpoint")
     tr.add_argument("--quiet", action="store_true", help="no progress line")
     tr.set_defaults(func=cmd_train)
+
+    gn = sub.add_parser("generate", help="complete a benchmark's prompts with a model -> samples.jsonl (+ .meta.json)")
+    gn.add_argument("--model", required=True, metavar="DIR", help="model, PEFT adapter or HMD-Fusion adapter directory")
+    gn.add_argument("--benchmark", required=True, metavar="NAME", help=f"one of: {', '.join(sorted(REGISTRY))}")
+    gn.add_argument("--out", required=True, metavar="DIR")
+    gn.add_argument("--n", type=int, default=1, help="samples per task (n > 1 needs --temperature > 0)")
+    gn.add_argument("--temperature", type=float, default=0.0, help="0 = greedy")
+    gn.add_argument("--top-p", type=float, default=0.95, help="nucleus sampling (when sampling)")
+    gn.add_argument("--max-new-tokens", type=int, default=256)
+    gn.add_argument("--batch-size", type=int, default=16, help="sequences per generate call")
+    gn.add_argument("--limit", type=int, default=None, help="only the first N tasks")
+    gn.add_argument("--prompt-format", choices=("instruct", "completion"), default="instruct",
+                    help="instruct: the training schema; completion: the raw prompt (base models)")
+    gn.add_argument("--language-prefix", choices=("auto", "on", "off"), default="auto",
+                    help="start prompts with the language token (auto: when the tokenizer has it)")
+    gn.add_argument("--seed", type=int, default=0)
+    gn.add_argument("--dtype", choices=("float32", "bfloat16", "float16"), default="float32")
+    gn.add_argument("--device", default="auto", help="auto (cuda when available), cpu, cuda, cuda:1, ...")
+    gn.add_argument("--num-shards", type=int, default=1)
+    gn.add_argument("--shard-index", type=int, default=0)
+    gn.add_argument("--quiet", action="store_true", help="no progress bar (it is shown only on a terminal anyway)")
+    gn.set_defaults(func=cmd_generate)
+
+    ex = sub.add_parser("experiment", help="baselines, MFTCoder++ and ablations over seeds -> a Table-1 report")
+    ex.add_argument("config", metavar="CONFIG.yaml")
+    ex.add_argument("--out", default=None, help="override the config's output directory")
+    ex.add_argument("--quiet", action="store_true")
+    ex.set_defaults(func=cmd_experiment)
+
+    dm = sub.add_parser("demo", help="the whole pipeline at tiny scale on a CPU (about 10 minutes)")
+    dm.add_argument("--out", default="runs/demo", metavar="DIR")
+    dm.add_argument("--quick", action="store_true", help="a much smaller run (a smoke test, about a minute)")
+    dm.add_argument("--quiet", action="store_true")
+    dm.set_defaults(func=cmd_demo)
 
     tc = sub.add_parser("toolchains", help="check (and prepare) the compilers and runtimes of every language")
     tc.add_argument("--install-npm", action="store_true", help="also install npm packages benchmarks need")

@@ -282,6 +282,11 @@ class AttentionCapture:
 
 def _probs_from_qk(query: torch.Tensor, key: torch.Tensor, rec: _AttnRecord) -> torch.Tensor:
     """softmax(QKᵀ·scale + mask) in float32, reproducing what the original kernel attended to."""
+    with torch.autocast(device_type=query.device.type, enabled=False):  # float32 even under bf16 autocast
+        return _probs_fp32(query, key, rec)
+
+
+def _probs_fp32(query: torch.Tensor, key: torch.Tensor, rec: _AttnRecord) -> torch.Tensor:
     q = query.float()  # (B, h, Tq, D)
     k = key.float()  # (B, kv, Tk, D)
     if k.shape[1] != q.shape[1]:  # grouped-query attention: repeat kv heads

@@ -1,0 +1,1 @@
+"""`mftpp experiment`: a whole comparison (baselines, MFTCoder++, ablations, seeds) -> a Table-1 report."""
