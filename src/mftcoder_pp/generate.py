@@ -1,0 +1,320 @@
+"""`mftpp generate`: complete a benchmark's prompts with a model and write what `mftpp evaluate` reads.
+
+Files in the output directory:
+- samples.jsonl: one line per sample, {"task_id", "completion", "language", "num_tokens",
+  "finish_reason"}; a task's n samples are written together once all are generated, so the file only
+  ever holds whole tasks. At the end it is rewritten in benchmark order.
+- samples.jsonl.meta.json: every generation setting (model, benchmark, sampling, prompt format,
+  language prefix, stop sequences per language, EOS ids, seed, dtype, versions), times and throughput.
+  `mftpp evaluate` copies it into its summary ("generation").
+
+A re-run into the same directory with the same settings continues: tasks already complete are kept
+(settings that do not change the samples, such as --batch-size, --limit and the device, may differ).
+Details and the stop rules: docs/generate.md.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Iterator
+
+from . import __version__
+from .benchmarks import Task, get_benchmark
+from .data.prompts import TEMPLATES
+from .generation.batching import plan_batches
+from .generation.prompts import PREFIX_MODES, PROMPT_FORMATS, build_prompt, resolve_language_prefix
+from .generation.stops import stop_rule
+
+DTYPES = ("float32", "bfloat16", "float16")
+SAMPLES_NAME = "samples.jsonl"
+# Settings that decide what the samples are: a resumed run must agree on every one of them.
+IDENTITY_KEYS = ("model", "benchmark", "n", "temperature", "top_p", "max_new_tokens", "prompt_format",
+                 "language_prefix_by_language", "stop_sequences", "eos_token_ids", "seed", "dtype",
+                 "num_shards", "shard_index")
+STOP_RULE_TEXT = ("generation of a row stops at an EOS token or when its text contains a stop sequence; the "
+                  "completion is cut at the earliest stop sequence, matched as if the completion started on a new "
+                  "line: cut_before sequences are removed with what follows, cut_after sequences are kept and what "
+                  "follows removed")
+
+
+class GenerationError(ValueError):
+    """Bad input to a generation run (one-line message)."""
+
+
+def validate(n: int, temperature: float, top_p: float, max_new_tokens: int, batch_size: int, limit: int | None,
+             prompt_format: str, language_prefix: str, dtype: str, num_shards: int, shard_index: int) -> None:
+    if n < 1:
+        raise GenerationError(f"--n must be >= 1, got {n}")
+    if temperature < 0:
+        raise GenerationError(f"--temperature must be >= 0 (0 = greedy), got {temperature}")
+    if n > 1 and temperature == 0:
+        raise GenerationError(f"--n {n} with greedy decoding (--temperature 0) repeats one sample; "
+                              "give a sampling temperature, e.g. --temperature 0.8")
+    if not 0 < top_p <= 1:
+        raise GenerationError(f"--top-p must be in (0, 1], got {top_p}")
+    if max_new_tokens < 1:
+        raise GenerationError(f"--max-new-tokens must be >= 1, got {max_new_tokens}")
+    if batch_size < 1:
+        raise GenerationError(f"--batch-size must be >= 1, got {batch_size}")
+    if limit is not None and limit < 1:
+        raise GenerationError(f"--limit must be >= 1, got {limit}")
+    if prompt_format not in PROMPT_FORMATS:
+        raise GenerationError(f"unknown --prompt-format {prompt_format!r}; known: {', '.join(PROMPT_FORMATS)}")
+    if language_prefix not in PREFIX_MODES:
+        raise GenerationError(f"unknown --language-prefix {language_prefix!r}; known: {', '.join(PREFIX_MODES)}")
+    if dtype not in DTYPES:
+        raise GenerationError(f"unknown --dtype {dtype!r}; known: {', '.join(DTYPES)}")
+    if num_shards < 1 or not 0 <= shard_index < num_shards:
+        raise GenerationError(f"--shard-index must be in [0, {num_shards}) and --num-shards >= 1, "
+                              f"got {shard_index} of {num_shards}")
+
+
+def select_tasks(tasks: list[Task], limit: int | None, num_shards: int, shard_index: int) -> list[Task]:
+    """The first `limit` tasks, then those whose index modulo num_shards is shard_index."""
+    tasks = tasks[:limit] if limit else tasks
+    return [t for i, t in enumerate(tasks) if i % num_shards == shard_index]
+
+
+def generate(model: str, benchmark: str, out: str, n: int = 1, temperature: float = 0.0, top_p: float = 0.95,
+             max_new_tokens: int = 256, batch_size: int = 16, limit: int | None = None,
+             prompt_format: str = "instruct", language_prefix: str = "auto", seed: int = 0,
+             dtype: str = "float32", num_shards: int = 1, shard_index: int = 0, device: str = "auto",
+             attn_implementation: str = "sdpa", progress: bool | None = None) -> dict:
+    """Generate n completions per task of `benchmark` into out/samples.jsonl; returns the metadata
+    written to out/samples.jsonl.meta.json."""
+    validate(n, temperature, top_p, max_new_tokens, batch_size, limit, prompt_format, language_prefix, dtype,
+             num_shards, shard_index)
+    bench = get_benchmark(benchmark)
+    full_program = bool(getattr(bench, "completion_is_full_program", False))
+    tasks = select_tasks(bench.tasks(), limit, num_shards, shard_index)
+    if not tasks:
+        raise GenerationError(f"no tasks in shard {shard_index} of {num_shards} of {bench.name}")
+    if progress is None:
+        progress = sys.stderr.isatty()
+
+    import torch
+    import transformers
+
+    from .generation.engine import Sampling, generate_batch
+    from .model.load import load_for_inference
+
+    dev = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
+    with _hf_progress_bars(progress):
+        mdl, tok = load_for_inference(model, dtype=getattr(torch, dtype), attn_implementation=attn_implementation)
+    try:
+        mdl.to(dev)
+    except (RuntimeError, AssertionError) as exc:
+        raise GenerationError(f"cannot use device {dev!r} ({str(exc).splitlines()[0]})") from None
+    languages = list(dict.fromkeys(t.language for t in tasks))
+    prefix = resolve_language_prefix(language_prefix, tok, languages)
+    rules = {lang: stop_rule(lang, full_program) for lang in languages}
+    hmd_langs = hmd_languages(mdl)
+    if hmd_langs is not None and (missing := [lang for lang in languages if lang not in hmd_langs]):
+        raise GenerationError(f"the model's HMD-Fusion adapter has no branch for {', '.join(missing)} "
+                              f"(it has {', '.join(hmd_langs)})")
+    eos_ids = eos_token_ids(mdl, tok)
+    sampling = Sampling(temperature=temperature, top_p=top_p if temperature > 0 else 1.0,
+                        max_new_tokens=max_new_tokens)
+
+    meta = {
+        "model": os.path.abspath(model), "benchmark": bench.name, "n": n, "temperature": temperature,
+        "do_sample": sampling.do_sample, "top_p": sampling.top_p, "top_k": 0, "max_new_tokens": max_new_tokens,
+        "prompt_format": prompt_format, "prompt_template": TEMPLATES[0] if prompt_format == "instruct" else None,
+        "language_prefix": language_prefix, "language_prefix_by_language": prefix,
+        "stop_sequences": {lang: r.to_dict() for lang, r in rules.items()}, "stop_rule": STOP_RULE_TEXT,
+        "completion_is_full_program": full_program, "eos_token_ids": eos_ids, "seed": seed, "dtype": dtype,
+        "num_shards": num_shards, "shard_index": shard_index, "limit": limit, "num_tasks": len(tasks),
+        "batch_size": batch_size, "device": dev, "attn_implementation": attn_implementation,
+        "hmd_languages": hmd_langs, "mftcoder_pp": __version__, "torch": torch.__version__,
+        "transformers": transformers.__version__, "torch_threads": torch.get_num_threads(),
+    }
+    outdir = Path(out)
+    samples_path = outdir / SAMPLES_NAME
+    meta_path = outdir / (SAMPLES_NAME + ".meta.json")
+    done, previous = _start_or_resume(outdir, samples_path, meta_path, meta, n)
+    meta.update(started=_now(), finished=None, complete=False,
+                generation_seconds=round(previous.get("generation_seconds", 0.0), 3) if previous else 0.0)
+    _write_json(meta_path, {**meta, **_token_stats(samples_path, meta["generation_seconds"])})
+
+    pending = [t for t in tasks if t.task_id not in done]
+    rows: list[tuple[Task, int, list[int]]] = []  # (task, sample index, prompt ids)
+    for t in pending:
+        text = build_prompt(t, prompt_format, prefix[t.language], full_program)
+        ids = tok(text)["input_ids"]
+        rows += [(t, j, ids) for j in range(n)]
+    batches = plan_batches([r[0].language for r in rows], [len(r[2]) for r in rows], batch_size)
+    buffered: dict[str, list[dict]] = {}
+    start = time.monotonic()
+    tokens = finished_tasks = 0
+    try:
+        with open(samples_path, "a", encoding="utf-8") as fh:
+            for batch in batches:
+                lang = rows[batch[0]][0].language
+                keys = [(rows[i][0].task_id, rows[i][1]) for i in batch]
+                batch_seed = _derive_seed(seed, keys) if sampling.do_sample else None
+                with _routing(mdl, hmd_langs, lang):
+                    outputs = generate_batch(mdl, tok, [rows[i][2] for i in batch], sampling, rules[lang],
+                                             eos_ids, tok.pad_token_id, seed=batch_seed)
+                for i, o in zip(batch, outputs):
+                    task, j = rows[i][0], rows[i][1]
+                    tokens += o.num_tokens
+                    got = buffered.setdefault(task.task_id, [])
+                    got.append({"task_id": task.task_id, "completion": o.text, "language": task.language,
+                                "sample_index": j, "num_tokens": o.num_tokens, "finish_reason": o.finish_reason})
+                    if len(got) == n:
+                        for row in sorted(buffered.pop(task.task_id), key=lambda r: r["sample_index"]):
+                            fh.write(json.dumps(row) + "\n")
+                        fh.flush()
+                        finished_tasks += 1
+                if progress:
+                    _progress(finished_tasks, len(pending), tokens, start)
+    finally:
+        if progress and pending:
+            print(file=sys.stderr)
+        meta["generation_seconds"] = round(meta["generation_seconds"] + time.monotonic() - start, 3)
+        _write_json(meta_path, {**meta, **_token_stats(samples_path, meta["generation_seconds"])})
+    _rewrite_in_order(samples_path, [t.task_id for t in tasks])
+    meta.update(finished=_now(), complete=True)
+    meta.update(_token_stats(samples_path, meta["generation_seconds"]))
+    _write_json(meta_path, meta)
+    return meta
+
+
+def eos_token_ids(model, tokenizer) -> list[int]:
+    """The tokenizer's EOS plus those of the model's generation config (chat models often have two)."""
+    ids = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
+    for m in model.modules():
+        cfg = getattr(m, "generation_config", None)
+        extra = getattr(cfg, "eos_token_id", None)
+        if extra is not None:
+            ids += list(extra) if isinstance(extra, (list, tuple)) else [extra]
+            break
+    return sorted(set(int(i) for i in ids))
+
+
+def hmd_languages(model) -> list[str] | None:
+    """The language list of the model's HMD-Fusion adapter, or None when it has none."""
+    try:
+        from .modules.hmd_fusion import hmd_layers
+    except ImportError:
+        return None
+    layers = hmd_layers(model)
+    return list(layers[0].hmd_cfg.languages) if layers else None
+
+
+def _routing(model, hmd_langs: list[str] | None, language: str):
+    if hmd_langs is None:
+        return contextlib.nullcontext()
+    import torch
+
+    from .modules.hmd_fusion import language_routing
+
+    # One id for the whole (single-language) batch: HMD-Fusion repeats it to the batch size of each
+    # forward, which covers the one-row prefills of the engine as well as the batched decoding.
+    return language_routing(model, torch.full((1,), hmd_langs.index(language), dtype=torch.long))
+
+
+@contextlib.contextmanager
+def _hf_progress_bars(enabled: bool) -> Iterator[None]:
+    """Transformers' own progress bars (weight loading) only when ours are shown."""
+    from transformers.utils import logging as hf_logging
+
+    was = hf_logging.is_progress_bar_enabled()
+    if was and not enabled:
+        hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was and not enabled:
+            hf_logging.enable_progress_bar()
+
+
+def _derive_seed(seed: int, keys: list[tuple[str, int]]) -> int:
+    """A batch's sampling seed: a function of the run seed and the batch's rows only, so a batch
+    samples the same completions whatever ran before it."""
+    digest = hashlib.sha256(json.dumps([seed, keys]).encode()).digest()
+    return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
+
+
+def _read_rows(path: Path) -> list[dict]:
+    """Rows of samples.jsonl; a torn last line is dropped."""
+    if not path.exists():
+        return []
+    rows = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(row, dict) and isinstance(row.get("task_id"), str):
+            rows.append(row)
+    return rows
+
+
+def _start_or_resume(outdir: Path, samples: Path, meta_path: Path, meta: dict, n: int) -> tuple[set[str], dict | None]:
+    """Task ids already complete in `samples` (rewritten to whole tasks only), and the previous meta."""
+    outdir.mkdir(parents=True, exist_ok=True)
+    if not samples.exists():
+        return set(), None
+    if not meta_path.exists():
+        raise GenerationError(f"{samples} exists without its {meta_path.name}; use another --out directory")
+    try:
+        previous = json.loads(meta_path.read_text())
+    except json.JSONDecodeError:
+        raise GenerationError(f"{meta_path}: not valid JSON; use another --out directory") from None
+    diff = [k for k in IDENTITY_KEYS if previous.get(k) != meta[k]]
+    if diff:
+        raise GenerationError(f"{outdir} holds samples generated with other settings (differs in {', '.join(diff)}); "
+                              "use another --out directory")
+    rows = _read_rows(samples)
+    counts: dict[str, int] = {}
+    for r in rows:
+        counts[r["task_id"]] = counts.get(r["task_id"], 0) + 1
+    done = {tid for tid, c in counts.items() if c == n}
+    with open(samples, "w", encoding="utf-8") as fh:
+        for r in rows:
+            if r["task_id"] in done:
+                fh.write(json.dumps(r) + "\n")
+    return done, previous
+
+
+def _rewrite_in_order(path: Path, order: list[str]) -> None:
+    rank = {tid: i for i, tid in enumerate(order)}
+    rows = sorted(_read_rows(path), key=lambda r: (rank.get(r["task_id"], len(rank)), r.get("sample_index", 0)))
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _token_stats(samples: Path, seconds: float) -> dict:
+    rows = _read_rows(samples)
+    tokens = sum(int(r.get("num_tokens", 0)) for r in rows)
+    reasons: dict[str, int] = {}
+    for r in rows:
+        reasons[r.get("finish_reason", "?")] = reasons.get(r.get("finish_reason", "?"), 0) + 1
+    return {"num_samples": len(rows), "tokens_generated": tokens, "finish_reasons": reasons,
+            "tokens_per_second": round(tokens / seconds, 1) if seconds > 0 else None}
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _write_json(path: Path, obj: dict) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+def _progress(done: int, total: int, tokens: int, start: float) -> None:
+    elapsed = time.monotonic() - start
+    eta = elapsed / done * (total - done) if done else float("nan")
+    sys.stderr.write(f"\r  generated {done}/{total} tasks  {tokens / max(elapsed, 1e-9):.0f} tok/s  ETA {eta:.0f}s   ")
+    sys.stderr.flush()

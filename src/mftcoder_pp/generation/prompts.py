@@ -1,0 +1,55 @@
+"""The text a model is given for a benchmark task.
+
+- `completion` (base models): the task's raw prompt, which the model continues.
+- `instruct` (models trained with the project's schema, data/prompts.py): template variant 0,
+  `Instruction: {instruction}\\nInput: {input}\\nOutput: `, optionally after the language token.
+  instruction = the task's own instruction, or "Complete the following {Language} function." when it
+  has none (HumanEval, HumanEval-X); input = the task's prompt (the code the completion continues).
+  Benchmarks whose completion is a whole program (MBPP): instruction = the problem statement and
+  input = the tests the program must pass (the statement is not repeated).
+"""
+
+from __future__ import annotations
+
+from ..benchmarks.base import Task
+from ..data.prompts import DISPLAY, language_token, render_prompt
+
+PROMPT_FORMATS = ("instruct", "completion")
+PREFIX_MODES = ("auto", "on", "off")
+MBPP_TESTS_MARKER = "Your code should pass these tests:"
+
+
+def default_instruction(language: str) -> str:
+    return f"Complete the following {DISPLAY.get(language, language)} function."
+
+
+def task_instruction_and_input(task: Task, full_program: bool) -> tuple[str, str]:
+    """(instruction, input) of the instruct format for a task."""
+    if full_program and task.instruction and MBPP_TESTS_MARKER in task.prompt:
+        tests = task.prompt.split(MBPP_TESTS_MARKER, 1)[1].strip("\n")
+        return f"{task.instruction} {MBPP_TESTS_MARKER}", tests
+    return task.instruction or default_instruction(task.language), task.prompt
+
+
+def build_prompt(task: Task, prompt_format: str, language_prefix: bool, full_program: bool = False) -> str:
+    if prompt_format == "completion":
+        return (language_token(task.language) if language_prefix else "") + task.prompt
+    if prompt_format != "instruct":
+        raise ValueError(f"unknown prompt format {prompt_format!r}; known: {', '.join(PROMPT_FORMATS)}")
+    instruction, inp = task_instruction_and_input(task, full_program)
+    return render_prompt(instruction, inp, task.language, variant=0, language_prefix=language_prefix)
+
+
+def has_language_token(tokenizer, language: str) -> bool:
+    """Whether the tokenizer encodes the language token as one token (it was added to its vocabulary)."""
+    ids = tokenizer(language_token(language), add_special_tokens=False)["input_ids"]
+    return len(ids) == 1 and ids[0] != getattr(tokenizer, "unk_token_id", None)
+
+
+def resolve_language_prefix(mode: str, tokenizer, languages: list[str]) -> dict[str, bool]:
+    """Per language: whether prompts start with the language token (`auto`: when the tokenizer has it)."""
+    if mode not in PREFIX_MODES:
+        raise ValueError(f"unknown --language-prefix {mode!r}; known: {', '.join(PREFIX_MODES)}")
+    if mode == "auto":
+        return {lang: has_language_token(tokenizer, lang) for lang in languages}
+    return {lang: mode == "on" for lang in languages}

@@ -1,0 +1,79 @@
+"""Where a generated completion ends: per-language stop sequences and the cut rule.
+
+A completion is cut at the earliest occurrence of any stop sequence of its rule:
+- a `cut_before` sequence is removed with everything after it (python: a new top-level statement
+  such as "\\ndef " or "\\nprint(" means the function body is over);
+- a `cut_after` sequence is kept and everything after it removed (brace languages: "\\n}" is the
+  closing brace of the function at column 0, or of Java's `class Solution`, which ends the program).
+
+The completion is matched as if it started on a new line (a virtual "\\n" in front of it): every
+prompt ends at the start of the body's first line, so a completion that begins with "}" or "def " has
+closed the function already. Both cut and stop during generation use the same rule, so generation
+stops at the token that completes a stop sequence and the cut only removes that token's overhang.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+FENCE = "\n```"  # a closing Markdown fence at column 0 ends the code in every language
+
+# The completion is the rest of a function whose header (and docstring) is in the prompt.
+_PY_BODY = ("\ndef ", "\nclass ", "\nif ", "\nprint(", "\n#", "\nassert ", "\n@", "\nimport ", "\nfrom ", FENCE)
+_BRACE_BODY_AFTER = ("\n}",)
+
+
+@dataclass(frozen=True)
+class StopRule:
+    cut_before: tuple[str, ...] = ()
+    cut_after: tuple[str, ...] = ()
+
+    @property
+    def sequences(self) -> tuple[str, ...]:
+        return self.cut_before + self.cut_after
+
+    @property
+    def longest(self) -> int:
+        return max((len(s) for s in self.sequences), default=0)
+
+    def to_dict(self) -> dict:
+        return {"cut_before": list(self.cut_before), "cut_after": list(self.cut_after)}
+
+    def find(self, text: str) -> int | None:
+        """End of the kept text (an index into `text`) at the earliest stop sequence, or None."""
+        virtual = "\n" + text
+        best: tuple[int, int] | None = None  # (start in virtual, end of kept text in text)
+        for seq in self.cut_before:
+            i = virtual.find(seq)
+            if i >= 0 and (best is None or i < best[0]):
+                best = (i, max(i - 1, 0))
+        for seq in self.cut_after:
+            i = virtual.find(seq)
+            if i >= 0 and (best is None or i < best[0]):
+                best = (i, i + len(seq) - 1)
+        return None if best is None else best[1]
+
+    def truncate(self, text: str) -> tuple[str, bool]:
+        """(the completion cut at the earliest stop sequence, whether one was found)."""
+        end = self.find(text)
+        return (text, False) if end is None else (text[:end], True)
+
+
+BODY_RULES: dict[str, StopRule] = {
+    "python": StopRule(cut_before=_PY_BODY),
+    **{lang: StopRule(cut_before=(FENCE,), cut_after=_BRACE_BODY_AFTER)
+       for lang in ("cpp", "java", "javascript", "go", "rust")},
+}
+
+# The completion is a whole program (MBPP): helper functions and classes are part of it; test code,
+# prints and a main guard are not.
+PROGRAM_RULES: dict[str, StopRule] = {
+    "python": StopRule(cut_before=("\nassert ", "\nprint(", "\nif __name__", FENCE)),
+}
+
+
+def stop_rule(language: str, full_program: bool = False) -> StopRule:
+    """The rule for a completion in `language` (a function body, or a whole program for MBPP-style
+    benchmarks). Unknown languages only stop at a closing fence (and EOS)."""
+    table = PROGRAM_RULES if full_program else BODY_RULES
+    return table.get(language, StopRule(cut_before=(FENCE,)))
