@@ -1,0 +1,85 @@
+"""`mftpp experiment`: rows resolve against the training schema, statistics, and a tiny whole
+experiment (2 rows x 2 seeds) that writes its report and is cached on a second run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import TINY
+from mftcoder_pp.cli import main
+from mftcoder_pp.config import ConfigError, load_config
+from mftcoder_pp.experiment.config import ExperimentConfig
+from mftcoder_pp.experiment.report import mean_ci
+from mftcoder_pp.experiment.runner import train_config
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_mean_and_confidence_interval():
+    mean, half = mean_ci([0.2, 0.4, 0.6])
+    assert mean == pytest.approx(0.4) and half == pytest.approx(4.303 * 0.2 / 3 ** 0.5, rel=1e-3)
+    assert mean_ci([0.5]) == (0.5, None)
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "configs" / "experiment").glob("*.yaml")), ids=lambda p: p.name)
+def test_every_row_of_shipped_experiments_is_a_valid_train_config(path, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    cfg = load_config(path, ExperimentConfig)
+    for i, row in enumerate(cfg.rows):
+        if row.kind == "sft":
+            train_config(cfg.sft, {**row.set, "seed": 1}, f"{path}: rows[{i}]")
+
+
+def test_a_row_with_a_typo_names_the_row(tmp_path):
+    sft = tmp_path / "sft.yaml"
+    sft.write_text(yaml.safe_dump({"out": "x", "data": {"prepared": ["p"]}, "model": {"path": "m"}}))
+    with pytest.raises(ConfigError, match=r"rows\[3\]: modules\.dag: unknown key"):
+        train_config(str(sft), {"modules.dag.enabled": False}, "exp.yaml: rows[3]")
+
+
+def test_tiny_experiment_writes_a_report_and_is_cached(tiny_workspace, tmp_path, capsys):
+    ws = tiny_workspace
+    tok_cfg = tmp_path / "tokenizer.yaml"
+    tok_cfg.write_text(yaml.safe_dump({"out": str(ws["tokenizer"]), "mode": "scratch", "data": [str(ws["prepared"])]}))
+    common = {"data": {"prepared": [str(ws["prepared"])], "max_length": 160}, "tensorboard": False,
+              "checkpoint_every": 0}
+    pre = tmp_path / "pre.yaml"
+    pre.write_text(yaml.safe_dump({**common, "out": "unused", "stage": "pretrain", "adapter": {"kind": "full"},
+                                   "model": {"tokenizer": "unused", "tiny": TINY}, "mixing": {"strategy": "plain"},
+                                   "optim": {"max_steps": 3, "batch_size": 8, "per_task": False, "lr": 3e-3}}))
+    sft = tmp_path / "sft.yaml"
+    sft.write_text(yaml.safe_dump({**common, "out": "unused", "model": {"path": "unused"},
+                                   "adapter": {"kind": "lora", "lora": {"rank": 4, "alpha": 8}},
+                                   "optim": {"max_steps": 3, "batch_size": 4, "lr_range": [1e-3, 2e-3]},
+                                   "modules": {"hmd": {"enabled": True, "top_layers": 1, "rank": 4},
+                                               "focal": {"enabled": True}}}))
+    exp = tmp_path / "exp.yaml"
+    exp.write_text(yaml.safe_dump({
+        "out": str(tmp_path / "exp"), "prepare": None, "tokenizer": str(tok_cfg), "pretrain": str(pre),
+        "sft": str(sft), "seeds": [0, 1],
+        "rows": [{"name": "Base", "kind": "base"},
+                 {"name": "Plain SFT", "set": {"mixing.strategy": "plain", "optim.per_task": False,
+                                               "modules.hmd.enabled": False, "modules.focal.enabled": False}},
+                 {"name": "MFTCoder++"}],
+        "evaluation": {"max_new_tokens": 12, "batch_size": 8, "benchmarks": [
+            {"name": "synthetic-rust", "limit": 2, "samples": 2, "temperature": 0.8},
+            {"name": "synthetic-python", "limit": 2, "seeds": "first"}]}}))
+    assert main(["experiment", str(exp)]) == 0
+    out = tmp_path / "exp"
+    results = json.loads((out / "results.json").read_text())
+    assert set(results["rows"]) == {"Base", "Plain SFT", "MFTCoder++"}
+    assert set(results["rows"]["MFTCoder++"]["synthetic-rust"]) == {"0", "1"}
+    assert set(results["rows"]["MFTCoder++"]["synthetic-python"]) == {"0"}
+    report = (out / "report.md").read_text()
+    assert "| MFTCoder++ |" in report and "| Plain SFT |" in report and "±" in report
+    assert "mftpp experiment" in report and (out / "figures" / "pass1_rows.png").exists()
+    trained = (out / "rows" / "mftcoder" / "seed-1" / "train" / "train_summary.json").stat().st_mtime
+    capsys.readouterr()
+    assert main(["experiment", str(exp)]) == 0  # everything cached: nothing retrained or regenerated
+    err = capsys.readouterr().err
+    assert "training" not in err and "greedy" not in err and err.count("(cached)") == 5
+    assert (out / "rows" / "mftcoder" / "seed-1" / "train" / "train_summary.json").stat().st_mtime == trained
