@@ -61,3 +61,20 @@ def test_errors_name_file_and_key(tmp_path, text, message):
 def test_missing_file(tmp_path):
     with pytest.raises(ConfigError, match="nope.yaml: cannot read config"):
         load_config(tmp_path / "nope.yaml", Outer)
+
+
+def test_exponent_floats_without_a_dot_are_numbers(tmp_path):
+    """PyYAML reads `1e-5` as a string (YAML 1.1); a float field takes it as the number it means."""
+    from dataclasses import dataclass
+
+    from mftcoder_pp.config import load_config
+
+    @dataclass
+    class C:
+        lr: float
+        name: str = "x"
+
+    path = tmp_path / "c.yaml"
+    path.write_text("lr: 1e-5\nname: 1e-5\n")
+    c = load_config(path, C)
+    assert c.lr == 1e-5 and c.name == "1e-5"

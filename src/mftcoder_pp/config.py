@@ -4,6 +4,7 @@ name the file and the key path (e.g. `configs/prepare.yaml: sources[2].format: .
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from pathlib import Path
@@ -12,6 +13,7 @@ from typing import Any, TypeVar
 import yaml
 
 T = TypeVar("T")
+_YAML11_FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
 
 
 class ConfigError(ValueError):
@@ -100,6 +102,8 @@ def _convert(tp: Any, value: Any, where: str, key: str) -> Any:
         kt, vt = args or (Any, Any)
         return {_convert(kt, k, where, f"{key}.{k}"): _convert(vt, v, where, f"{key}.{k}") for k, v in value.items()}
     if tp is float:
+        if isinstance(value, str) and _YAML11_FLOAT.fullmatch(value.strip()):
+            return float(value)  # PyYAML (YAML 1.1) reads `1e-5` as a string; YAML 1.2 and users mean a number
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{where}: {key}: expected a number, got {value!r}")
         return float(value)

@@ -1,0 +1,79 @@
+"""The GPU recipe builds end to end without a GPU or weights: its config resolves, every part is
+built on a tiny random model of the real architecture (one training step runs), and the real-size
+model is built on the meta device to count what LoRA + HMD-Fusion train."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import train_config
+from mftcoder_pp.cli import main
+from mftcoder_pp.config import load_config
+from mftcoder_pp.train.config import TrainConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+RECIPE = ROOT / "configs" / "train" / "gpu_qwen2.5-coder-1.5b.yaml"
+# Qwen2.5-Coder-1.5B's published architecture (config.json of the checkpoint).
+QWEN_1_5B = dict(vocab_size=151936, hidden_size=1536, intermediate_size=8960, num_hidden_layers=28,
+                 num_attention_heads=12, num_key_value_heads=2, max_position_embeddings=32768, tie_word_embeddings=True,
+                 rope_theta=1000000.0, rms_norm_eps=1e-6)
+
+
+def _qwen_tokenizer_dir(ws, path: Path) -> Path:
+    """A tokenizer standing in for the checkpoint's, with the language tokens added (as
+    `mftpp tokenizer configs/tokenizer/pretrained.yaml` would)."""
+    from mftcoder_pp.model.load import load_tokenizer
+
+    tok = load_tokenizer(ws["tokenizer"])
+    tok.save_pretrained(str(path))
+    return path
+
+
+def test_recipe_trains_one_step_on_a_tiny_model_of_the_real_architecture(tiny_workspace, tmp_path):
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    cfg = load_config(RECIPE, TrainConfig)
+    assert (cfg.optim.batch_size, cfg.data.max_length, cfg.adapter.lora.rank, cfg.precision) == (64, 2048, 8, "bf16")
+    assert cfg.adapter.gradient_checkpointing and [p.tasks for p in cfg.optim.phases][0] == ["*/python"]
+    tok_dir = _qwen_tokenizer_dir(tiny_workspace, tmp_path / "tok")
+    from mftcoder_pp.model.load import load_tokenizer
+
+    tiny = {**QWEN_1_5B, "vocab_size": len(load_tokenizer(tok_dir)), "hidden_size": 64, "intermediate_size": 128,
+            "num_hidden_layers": 8, "num_attention_heads": 4, "num_key_value_heads": 2}
+    model_dir = tmp_path / "qwen-tiny"
+    Qwen2ForCausalLM(Qwen2Config(**tiny)).save_pretrained(str(model_dir))
+    import yaml
+
+    data = yaml.safe_load(RECIPE.read_text())
+    data.update(out=str(tmp_path / "run"), checkpoint_every=0, tensorboard=False)
+    data["model"].update(path=str(model_dir), tokenizer=str(tok_dir))
+    data["data"].update(prepared=[str(tiny_workspace["prepared"])], max_length=256)
+    data["optim"].update(max_steps=2, batch_size=8, grad_accum=2)
+    data["optim"]["phases"][1]["tasks"] = ["*/go", "*/rust"]  # the workspace has python, go and rust
+    assert main(["train", str(train_config(tmp_path / "r.yaml", **data)), "--quiet"]) == 0
+    assert (tmp_path / "run" / "final" / "hmd_adapter_config.json").exists()
+
+
+def test_real_size_model_builds_on_the_meta_device():
+    from peft import LoraConfig, get_peft_model
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    from mftcoder_pp.modules.hmd_fusion import HMDConfig, apply_hmd, hmd_parameters
+
+    cfg = load_config(RECIPE, TrainConfig)
+    with torch.device("meta"):
+        model = Qwen2ForCausalLM(Qwen2Config(**QWEN_1_5B))
+        total = sum(p.numel() for p in model.parameters())
+        lora = cfg.adapter.lora
+        model = get_peft_model(model, LoraConfig(r=lora.rank, lora_alpha=lora.alpha, target_modules=lora.target_modules))
+        apply_hmd(model, HMDConfig(languages=["python", "cpp", "java", "javascript", "go", "rust"],
+                                   top_layers=cfg.modules.hmd.top_layers, rank=cfg.modules.hmd.rank))
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    hmd = sum(p.numel() for _, p in hmd_parameters(model))
+    assert 1.5e9 < total < 1.6e9  # 1.54B with tied embeddings
+    assert trainable < 0.02 * total and hmd > 0
+    print(f"Qwen2.5-Coder-1.5B: {total / 1e9:.3f}B params; LoRA r=8 + HMD trainable {trainable / 1e6:.2f}M "
+          f"({100 * trainable / total:.2f}%), HMD {hmd / 1e6:.2f}M")
