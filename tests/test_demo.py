@@ -1,0 +1,28 @@
+"""`mftpp demo`'s embedded configs are valid for the commands that read them (the run itself is the
+same code as tests/test_experiment.py's tiny experiment)."""
+
+from __future__ import annotations
+
+from mftcoder_pp.config import load_config
+from mftcoder_pp.demo import write_demo_configs
+from mftcoder_pp.experiment.config import ExperimentConfig
+from mftcoder_pp.experiment.runner import train_config
+from mftcoder_pp.prepare import PrepareConfig
+from mftcoder_pp.tokenizer import TokenizerConfig
+from mftcoder_pp.train.config import TrainConfig
+
+
+def test_demo_configs_validate(tmp_path):
+    exp_path = write_demo_configs(tmp_path / "demo")
+    exp = load_config(exp_path, ExperimentConfig)
+    load_config(exp.prepare, PrepareConfig)
+    load_config(exp.tokenizer, TokenizerConfig)
+    pre = load_config(exp.pretrain, TrainConfig)
+    assert pre.stage == "pretrain"
+    names = [r.name for r in exp.rows]
+    assert names == ["SFT + LoRA (plain mixing)", "MFTCoder++"]
+    plain = train_config(exp.sft, exp.rows[0].set, "demo rows[0]")
+    full = train_config(exp.sft, exp.rows[1].set, "demo rows[1]")
+    assert not plain.modules.per_sample and plain.mixing.strategy == "plain"
+    assert all(getattr(full.modules, m).enabled for m in ("hmd", "tiar", "dagg", "focal"))
+    assert exp.evaluation.benchmarks[0].name == "synthetic-transfer"
