@@ -7,7 +7,9 @@ Two things make it faster than plain `generate` on a padded batch (measured: doc
 - on CPU the prompts are prefilled one row at a time (no padding, activations that fit in the CPU
   caches) and their keys/values placed, left-padded, into the batch's cache; `generate` then starts
   from the last prompt token. On GPUs the batch is prefilled at once, as usual.
-Both change no result: the greedy output of a batch equals that of each prompt alone (tested).
+Neither changes what is computed: in float32 on CPU the greedy tokens of a batch equal those of each
+prompt alone and of plain `generate` (tested; in lower precision, or on GPUs, kernels that depend on
+the batch shape can flip near-ties).
 
 Every sampling setting is explicit: for the duration of a call the model's own
 `generation_config` (a checkpoint's generation_config.json: top_k, repetition_penalty, ...) is
@@ -142,7 +144,7 @@ class GrowingLayer(DynamicLayer):
         n = keys.shape[-2] if keys is not None and keys.dim() == key_states.dim() else 0
         t = key_states.shape[-2]
         if self._kbuf is None or keys is not self._kview or n + t > self._kbuf.shape[-2]:
-            cap = max(self.reserve, 2 * (n + t))
+            cap = self.reserve if n + t <= self.reserve else 2 * (n + t)
             kbuf = key_states.new_empty((*key_states.shape[:-2], cap, key_states.shape[-1]))
             vbuf = value_states.new_empty((*value_states.shape[:-2], cap, value_states.shape[-1]))
             if n:
@@ -183,14 +185,15 @@ def prefill_rows(model, prompts: Sequence[Sequence[int]], width: int, cache: Dyn
     """Fill `cache` with the keys/values of every prompt but its last token, computed one prompt at a
     time and left-padded to `width - 1` positions (padding positions hold zeros and are masked)."""
     device = model_device(model)
-    rows = []
+    extra = {"logits_to_keep": 1} if "logits_to_keep" in inspect.signature(_hf_model(model).forward).parameters else {}
+    rows, seen = [], {}
     for p in prompts:
-        if len(p) > 1:
+        key = tuple(p)
+        if len(p) > 1 and key not in seen:  # the n samples of a task share one prefill
             row = DynamicCache(config=model.config)
-            model(input_ids=torch.tensor([list(p[:-1])], device=device), use_cache=True, logits_to_keep=1, **{kw: row})
-            rows.append([(layer.keys, layer.values) for layer in row.layers])
-        else:
-            rows.append(None)
+            model(input_ids=torch.tensor([list(p[:-1])], device=device), use_cache=True, **extra, **{kw: row})
+            seen[key] = [(layer.keys, layer.values) for layer in row.layers]
+        rows.append(seen.get(key))
     template = next(r for r in rows if r is not None)
     for layer_idx, (k0, v0) in enumerate(template):
         ks, vs = [], []
@@ -224,7 +227,8 @@ def generate_batch(model, tokenizer, prompts: Sequence[Sequence[int]], sampling:
     if seed is not None:
         torch.manual_seed(seed)
     with explicit_generation_config(model):
-        out = model.generate(input_ids=ids, attention_mask=mask, generation_config=generation_config(sampling, eos_ids, pad_id),
+        out = model.generate(input_ids=ids, attention_mask=mask,
+                             generation_config=generation_config(sampling, eos_ids, pad_id),
                              stopping_criteria=StoppingCriteriaList([crit]), **{kw: cache})
     gen = out[:, ids.shape[1]:].cpu().tolist()
     outputs = []
