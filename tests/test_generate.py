@@ -359,3 +359,13 @@ def test_cli_errors(tmp_path, model_dir, capsys, extra, message):
     assert main(args) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_spread_limit_keeps_every_language():
+    from mftcoder_pp.benchmarks import get_benchmark
+    from mftcoder_pp.generate import select_tasks
+
+    tasks = get_benchmark("synthetic-transfer").tasks()  # ordered by language
+    assert {t.language for t in select_tasks(tasks, 10, 1, 0)} == {tasks[0].language}
+    spread = select_tasks(tasks, 10, 1, 0, spread=True)
+    assert len(spread) == 10 and len({t.language for t in spread}) == len({t.language for t in tasks})

@@ -38,11 +38,11 @@ def demo_configs(out: Path, scale: float = 1.0) -> dict[str, dict]:
     pretrain = {**common, "out": str(out / "pretrain"), "stage": "pretrain",
                 "model": {"tokenizer": str(tokenizer), "tiny": tiny.__dict__}, "adapter": {"kind": "full"},
                 "mixing": {"strategy": "plain"},
-                "optim": {"max_steps": steps(260), "batch_size": 16, "per_task": False, "lr": 3e-3}}
+                "optim": {"max_steps": steps(200), "batch_size": 16, "per_task": False, "lr": 3e-3}}
     sft = {**common, "out": str(out / "sft"), "model": {"path": str(out / "pretrain" / "final")},
            "adapter": {"kind": "lora", "lora": {"rank": 16, "alpha": 32, "dropout": 0.05}},
-           "mixing": {"strategy": "atds", "atds": {"refresh_every": 10}},
-           "optim": {"max_steps": steps(90), "batch_size": 16, "per_task": True, "lr_range": [1e-3, 3e-3]},
+           "mixing": {"strategy": "atds", "atds": {"refresh_every": 5}},
+           "optim": {"max_steps": steps(40), "batch_size": 16, "per_task": True, "lr_range": [1e-3, 3e-3]},
            "modules": {"hmd": {"enabled": True, "top_layers": 4, "rank": 8},
                        "tiar": {"enabled": True, "period": 5}, "dagg": {"enabled": True, "every": 2},
                        "focal": {"enabled": True}}}
@@ -56,8 +56,8 @@ def demo_configs(out: Path, scale: float = 1.0) -> dict[str, dict]:
                             "set": {**off, "mixing.strategy": "plain", "optim.per_task": False, "optim.lr": 2e-3}},
                            {"name": "MFTCoder++"}],
                   "evaluation": {"max_new_tokens": 120, "batch_size": 32, "benchmarks": [
-                      {"name": "synthetic-transfer", "limit": max(4, int(100 * scale))},
-                      {"name": "synthetic-python", "limit": max(4, int(40 * scale))}]}}
+                      {"name": "synthetic-transfer", "limit": max(4, int(60 * scale))},
+                      {"name": "synthetic-python", "limit": max(4, int(20 * scale))}]}}
     return {"prepare": prepare, "tokenizer": tok, "pretrain": pretrain, "sft": sft, "experiment": experiment}
 
 

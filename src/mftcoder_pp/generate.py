@@ -76,8 +76,13 @@ def validate(n: int, temperature: float, top_p: float, max_new_tokens: int, batc
                               f"got {shard_index} of {num_shards}")
 
 
-def select_tasks(tasks: list[Task], limit: int | None, num_shards: int, shard_index: int) -> list[Task]:
-    """The first `limit` tasks, then those whose index modulo num_shards is shard_index."""
+def select_tasks(tasks: list[Task], limit: int | None, num_shards: int, shard_index: int,
+                 spread: bool = False) -> list[Task]:
+    """The first `limit` tasks (with `spread`: `limit` tasks evenly spaced over the benchmark, so a
+    benchmark ordered by language keeps every language), then those whose index modulo num_shards
+    is shard_index."""
+    if limit and spread and limit < len(tasks):
+        tasks = [tasks[i * len(tasks) // limit] for i in range(limit)]
     tasks = tasks[:limit] if limit else tasks
     return [t for i, t in enumerate(tasks) if i % num_shards == shard_index]
 
@@ -86,14 +91,14 @@ def generate(model: str, benchmark: str, out: str, n: int = 1, temperature: floa
              max_new_tokens: int = 256, batch_size: int = 16, limit: int | None = None,
              prompt_format: str = "instruct", language_prefix: str = "auto", seed: int = 0,
              dtype: str = "float32", num_shards: int = 1, shard_index: int = 0, device: str = "auto",
-             attn_implementation: str = "sdpa", progress: bool | None = None) -> dict:
+             attn_implementation: str = "sdpa", progress: bool | None = None, spread: bool = False) -> dict:
     """Generate n completions per task of `benchmark` into out/samples.jsonl; returns the metadata
     written to out/samples.jsonl.meta.json."""
     validate(n, temperature, top_p, max_new_tokens, batch_size, limit, prompt_format, language_prefix, dtype,
              num_shards, shard_index)
     bench = get_benchmark(benchmark)
     full_program = bool(getattr(bench, "completion_is_full_program", False))
-    tasks = select_tasks(bench.tasks(), limit, num_shards, shard_index)
+    tasks = select_tasks(bench.tasks(), limit, num_shards, shard_index, spread)
     if not tasks:
         raise GenerationError(f"no tasks in shard {shard_index} of {num_shards} of {bench.name}")
     if progress is None:
@@ -130,7 +135,8 @@ def generate(model: str, benchmark: str, out: str, n: int = 1, temperature: floa
         "language_prefix": language_prefix, "language_prefix_by_language": prefix,
         "stop_sequences": {lang: r.to_dict() for lang, r in rules.items()}, "stop_rule": STOP_RULE_TEXT,
         "completion_is_full_program": full_program, "eos_token_ids": eos_ids, "seed": seed, "dtype": dtype,
-        "num_shards": num_shards, "shard_index": shard_index, "limit": limit, "num_tasks": len(tasks),
+        "num_shards": num_shards, "shard_index": shard_index, "limit": limit, "spread": spread,
+        "num_tasks": len(tasks),
         "batch_size": batch_size, "device": dev, "attn_implementation": attn_implementation,
         "hmd_languages": hmd_langs, "mftcoder_pp": __version__, "torch": torch.__version__,
         "transformers": transformers.__version__, "torch_threads": torch.get_num_threads(),

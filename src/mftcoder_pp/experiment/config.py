@@ -31,8 +31,9 @@ class RowConfig:
 @dataclass(frozen=True)
 class BenchmarkSpec:
     name: str  # a registered benchmark
-    limit: int | None = None  # first N tasks (None: all)
+    limit: int | None = None  # N tasks evenly spaced over the benchmark (None: all)
     samples: int = 0  # sampled completions per task for pass@k (0: greedy pass@1 only)
+    sampled_limit: int | None = None  # tasks for the sampled run, evenly spaced (default: `limit`)
     temperature: float = 0.8
     top_p: float = 0.95
     seeds: str = "all"  # "all" or "first": evaluate every seed's model, or only the first seed's

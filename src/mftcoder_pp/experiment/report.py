@@ -83,9 +83,11 @@ def write_report(cfg, config_path: str, root: Path, results: dict) -> Path:
              "uses sampled completions (T and n below). CodeBLEU is averaged over the benchmark's languages.\n"]
     for spec in cfg.evaluation.benchmarks:
         parts.append(f"## {spec.name}\n")
-        detail = f"{'first ' + str(spec.limit) if spec.limit else 'all'} tasks; greedy"
+        detail = f"{str(spec.limit) + ' tasks evenly spaced over the benchmark' if spec.limit else 'all tasks'}; greedy"
         if spec.samples:
-            detail += f", and {spec.samples} samples per task at T = {spec.temperature}, top_p = {spec.top_p}"
+            n_sampled = spec.sampled_limit or spec.limit
+            detail += (f"; pass@10 from {spec.samples} samples per task at T = {spec.temperature}, top_p = "
+                       f"{spec.top_p}, on {str(n_sampled) + ' evenly spaced' if n_sampled else 'all'} tasks")
         parts.append(f"{detail}; seeds: {spec.seeds}.\n")
         parts.append(benchmark_table(results, rows, spec.name))
         langs = language_table(results, rows, spec.name)

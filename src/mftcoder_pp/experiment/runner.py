@@ -118,16 +118,18 @@ def _evaluate_cached(cfg: ExperimentConfig, spec: BenchmarkSpec, model_dir: Path
                      seed: int, say, label: str) -> dict:
     ev = cfg.evaluation
     max_new = spec.max_new_tokens or ev.max_new_tokens
-    modes = [("greedy", 1, 0.0)] + ([("sampled", spec.samples, spec.temperature)] if spec.samples else [])
+    modes = [("greedy", 1, 0.0, spec.limit)]
+    if spec.samples:
+        modes.append(("sampled", spec.samples, spec.temperature, spec.sampled_limit or spec.limit))
     found = {}
-    for mode, n, temperature in modes:
+    for mode, n, temperature, limit in modes:
         d = out / mode
         summary_file = d / "eval" / "summary.json"
         if not summary_file.exists():
             say(f"{label}: {mode} n={n}")
             generate(str(model_dir), spec.name, str(d), n=n, temperature=temperature, top_p=spec.top_p,
-                     max_new_tokens=max_new, batch_size=ev.batch_size, limit=spec.limit,
-                     prompt_format=prompt_format, seed=seed, progress=False)
+                     max_new_tokens=max_new, batch_size=ev.batch_size, limit=limit,
+                     prompt_format=prompt_format, seed=seed, progress=False, spread=True)
             ks = (1, 10) if n >= 10 else (1,)
             evaluate(spec.name, str(d / "eval"), samples=str(d / "samples.jsonl"), k=ks, workers=ev.workers,
                      timeout=ev.timeout, progress=False)
