@@ -136,11 +136,12 @@ def keyed_series(rows: list[dict], key: str) -> dict[str, Series]:
 
 
 def training_figures(metrics_path: str | Path, out_dir: str | Path, smoothing: float = 0.6,
-                     dpi: int = 90) -> dict[str, str]:
+                     dpi: int = 90, palette: bool = False) -> dict[str, str]:
     """Write the figures whose data the run logged; returns {figure key: path of the PNG} (keys: FIGURES).
 
     ``train_config.json`` in the metrics file's directory supplies the λ weights and the task count;
-    without it the schema defaults and the tasks seen in the metrics are used.
+    without it the schema defaults and the tasks seen in the metrics are used. ``palette``: write
+    8-bit palette PNGs (128 colours, via Pillow), about a third of the size, for committing.
     """
     ema([], smoothing)  # validates
     rows = sorted(read_metrics(metrics_path), key=lambda r: r["step"])
@@ -171,8 +172,7 @@ def training_figures(metrics_path: str | Path, out_dir: str | Path, smoothing: f
                             hspace=0.3)
         out_dir.mkdir(parents=True, exist_ok=True)
         path = out_dir / FIGURES[key]
-        FigureCanvasAgg(fig)
-        fig.savefig(path, dpi=dpi)
+        _save(fig, path, dpi, palette)
         written[key] = str(path)
     return written
 
@@ -305,6 +305,22 @@ def plot_discriminator(ax, rows: list[dict], num_tasks: int, smoothing: float) -
 
 
 # ------------------------------------------------------------------------------------------ helpers
+
+
+def _save(fig: Figure, path: Path, dpi: int, palette: bool) -> None:
+    FigureCanvasAgg(fig)
+    if not palette:
+        fig.savefig(path, dpi=dpi)
+        return
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    fig.savefig(buf, dpi=dpi, format="png")
+    buf.seek(0)
+    with Image.open(buf) as im:
+        im.convert("RGB").quantize(colors=128, method=Image.Quantize.MEDIANCUT).save(path, optimize=True)
 
 
 def _finite(v) -> bool:

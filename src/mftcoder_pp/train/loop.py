@@ -142,7 +142,8 @@ def run(cfg: TrainConfig, resume: bool = False, config_path: str | None = None, 
             sync = i == accum - 1
             with nullcontext() if sync or world == 1 else acc.no_sync(model):
                 task_loss, aux, stats, terms_i = objective.micro_loss(model, inputs, step, token_mean(counts, weights),
-                                                                      probs, acc.autocast)
+                                                                      probs, acc.autocast,
+                                                                      with_entropy=mc.strategy == "atds")
                 # task: Σ_i w_i·loss_sum_i/N_i over the global batch, x world because DDP averages;
                 # auxiliary terms: means per micro-batch, averaged over micro-batches and processes.
                 acc.backward(task_loss * world + aux / accum)

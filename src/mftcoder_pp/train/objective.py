@@ -45,8 +45,9 @@ class Objective:
         self._pending: list[tuple[torch.Tensor, torch.Tensor]] = []
 
     def micro_loss(self, model, inputs: dict, step: int, task_loss_fn, probs: torch.Tensor,
-                   autocast) -> tuple[torch.Tensor, torch.Tensor, TaskStats, dict]:
-        """(task loss, auxiliary loss, stats, logged terms) of one micro-batch."""
+                   autocast, with_entropy: bool = True) -> tuple[torch.Tensor, torch.Tensor, TaskStats, dict]:
+        """(task loss, auxiliary loss, stats, logged terms) of one micro-batch; the predictive
+        entropy (an extra pass over the logits) only when a scheduler reads it."""
         cfg, dev = self.cfg, self.device
         ids, mask = inputs["input_ids"].to(dev), inputs["attention_mask"].to(dev)
         labels, token_task = inputs["labels"].to(dev), inputs["token_task"].to(dev)
@@ -61,7 +62,7 @@ class Objective:
             with (self.dagg.capture(model) if dagg_on else nullcontext()) as cap:
                 out = model(input_ids=ids, attention_mask=mask, output_hidden_states=self.tiar is not None, **extra)
             logits = out.logits  # (B, T, V)
-            stats = per_task_token_losses(logits, labels, token_task, self.K)
+            stats = per_task_token_losses(logits, labels, token_task, self.K, with_entropy=with_entropy)
             task_loss = task_loss_fn(stats)
             aux = logits.new_zeros((), dtype=torch.float32)
             if dagg_on:
