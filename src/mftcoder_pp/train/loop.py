@@ -48,6 +48,11 @@ def run(cfg: TrainConfig, resume: bool = False, config_path: str | None = None, 
     from accelerate import Accelerator
     from accelerate.utils import set_seed
 
+    from accelerate.state import AcceleratorState
+
+    # Accelerate keeps its settings in a process-wide singleton; a second run in the same process
+    # (an experiment's rows, tests) may use another precision. The process group (PartialState) stays.
+    AcceleratorState._reset_state(reset_partial_state=False)
     acc = Accelerator(mixed_precision=PRECISION[cfg.precision], cpu=not torch.cuda.is_available())
     out = Path(cfg.out)
     ckpt = latest_checkpoint(out) if resume else None
