@@ -3,6 +3,7 @@ per-test-case counting through the whole judge (python, cpp, javascript)."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
 from types import SimpleNamespace
@@ -268,3 +269,20 @@ def test_python_cases_are_top_level_statements_with_asserts() -> None:
                     toolchains=Toolchains(), limits=COUNT_LIMITS)
     assert (verdict.status, verdict.tests_passed, verdict.tests_total) == ("failed", 2, 3)
     assert verdict.detail == "test case 1 failed"
+
+
+@pytest.mark.parametrize("isolation", ["auto", "none"])
+def test_a_big_harness_process_does_not_make_small_programs_look_out_of_memory(tmp_path, isolation):
+    """Linux keeps a forked child's inherited RSS as its peak across exec: a program started by a
+    process holding 600 MB (a training run that then evaluates) must not report that as its own."""
+    from mftcoder_pp.execution.sandbox import Limits, Sandbox
+
+    import tempfile
+
+    ballast = bytearray(600 * 2**20)
+    ballast[::4096] = b"x" * len(ballast[::4096])  # touch every page: resident
+    with tempfile.TemporaryDirectory() as work:  # reachable by the sandbox's private uid
+        os.chmod(work, 0o777)
+        out = Sandbox(isolation=isolation).run(["/bin/true"], work, Limits(memory_mb=512))
+    assert out.returncode == 0 and out.max_rss_mb < 0.9 * 512
+    del ballast

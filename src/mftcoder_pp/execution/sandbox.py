@@ -79,7 +79,7 @@ class Outcome:
     stderr: str
     wall_seconds: float
     cpu_seconds: float
-    max_rss_mb: float
+    max_rss_mb: float  # the program's peak RSS; 0.0 when not above the harness's own (unknown, see _execute)
     wall_timeout: bool = False
     output_exceeded: bool = False
     sandbox_error: str | None = None  # the sandbox itself failed (not the program)
@@ -259,8 +259,21 @@ def _uid_has_processes(uid: int) -> bool:
     return False
 
 
+def _resident_mb() -> float:
+    """This process's current resident set size."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
 def _execute(cmd: list[str], cwd: str, env: dict[str, str], limits: Limits, as_uid: int | None) -> Outcome:
     start = time.monotonic()
+    # A forked child starts with this process's resident pages, and Linux keeps that high-water mark
+    # across exec: a program started from a big process (a training run that then evaluates) reports
+    # at least the parent's RSS as its peak. A peak not above that is the parent's, not the program's.
+    inherited_mb = _resident_mb()
     ids = {"user": as_uid, "group": as_uid, "extra_groups": []} if as_uid is not None else {}
     try:
         proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
@@ -288,7 +301,7 @@ def _execute(cmd: list[str], cwd: str, env: dict[str, str], limits: Limits, as_u
         stderr=err.decode("utf-8", "replace"),
         wall_seconds=wall,
         cpu_seconds=usage.ru_utime + usage.ru_stime,
-        max_rss_mb=usage.ru_maxrss / 1024,
+        max_rss_mb=usage.ru_maxrss / 1024 if usage.ru_maxrss / 1024 > inherited_mb + 8 else 0.0,
         wall_timeout=wall_timeout,
         output_exceeded=exceeded,
     )
