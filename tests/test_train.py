@@ -261,3 +261,19 @@ def test_end_to_end_pretrain_sft_generate_evaluate(tiny_workspace, base_model, t
                  "--out", str(ev), "--k", "1", "--quiet"]) == 0
     result = json.loads((ev / "summary.json").read_text())
     assert result["num_samples"] == 3 and sum(result["status_counts"].values()) == 3
+
+
+def test_adapter_of_a_relative_base_path_loads_from_elsewhere(tiny_workspace, base_model, tmp_path, monkeypatch):
+    """A config naming its base by a relative path still gives an adapter that loads from any directory."""
+    import shutil
+
+    from mftcoder_pp.model.load import load_for_inference
+
+    shutil.copytree(base_model, tmp_path / "base")
+    monkeypatch.chdir(tmp_path)
+    cfg = train_config(tmp_path / "rel.yaml", **_sft_sections(tiny_workspace, Path("base"), Path("out"),
+                                                               optim={"max_steps": 1}, checkpoint_every=0))
+    assert main(["train", str(cfg), "--quiet"]) == 0
+    monkeypatch.chdir(tmp_path / "out")
+    model, _ = load_for_inference(tmp_path / "out" / "final")
+    assert model is not None

@@ -97,8 +97,8 @@ def adapter_base(path: str | Path) -> Path | None:
     except (json.JSONDecodeError, KeyError, TypeError) as exc:
         raise ModelLoadError(f"{cfg_file}: not a PEFT adapter config ({exc})") from None
     base_path = Path(base)
-    if not base_path.is_absolute():
-        base_path = (Path(path) / base_path).resolve()
+    if not base_path.is_absolute() and not (base_path / "config.json").is_file():
+        base_path = (Path(path) / base_path).resolve()  # relative to the adapter, else to the working dir
     if not (base_path / "config.json").is_file():
         raise ModelLoadError(f"{cfg_file}: base_model_name_or_path {base!r} is not a local model directory")
     return base_path

@@ -55,7 +55,9 @@ def save_model_dir(model, tokenizer, path: Path, out: Path, kind: str) -> None:
         cfg = json.loads(cfg_file.read_text())
         base = Path(cfg.get("base_model_name_or_path") or "")
         if not (base / "config.json").is_file() and (out / "base" / "config.json").is_file():
-            cfg["base_model_name_or_path"] = str((out / "base").resolve())
+            base = out / "base"
+        if (base / "config.json").is_file():  # absolute: the adapter must load from any working directory
+            cfg["base_model_name_or_path"] = str(base.resolve())
             cfg_file.write_text(json.dumps(cfg, indent=2))
 
 
