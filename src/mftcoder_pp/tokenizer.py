@@ -14,6 +14,7 @@ from typing import Literal
 from . import __version__
 from .config import ConfigError, load_config
 from .data.prompts import language_token
+from .data.records import read_prepared
 from .data.vocab import fuse, train_language_bpe, vocabulary_overlap
 from .execution.languages import LANGUAGES
 
@@ -47,26 +48,9 @@ class TokenizerConfig:
 def read_texts(paths: list[str], languages: list[str]) -> dict[str, list[str]]:
     """Texts (instruction + input + output) of prepared records, grouped by language."""
     texts: dict[str, list[str]] = defaultdict(list)
-    files: list[Path] = []
-    for p in map(Path, paths):
-        if p.is_dir():
-            files += sorted(p.glob("*.jsonl"))
-        elif p.exists():
-            files.append(p)
-        else:
-            raise ConfigError(f"data: {p} does not exist")
-    for f in files:
-        for lineno, line in enumerate(f.read_text(encoding="utf-8").splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-                lang = row["language"]
-                text = "\n".join((row["instruction"], row["input"], row["output"]))
-            except (json.JSONDecodeError, KeyError, TypeError) as exc:
-                raise ConfigError(f"{f}:{lineno}: not a prepared record ({exc})") from None
-            if lang in languages:
-                texts[lang].append(text)
+    for row in read_prepared(paths):
+        if row["language"] in languages:
+            texts[row["language"]].append("\n".join((row["instruction"], row["input"], row["output"])))
     return dict(texts)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 from ..execution.languages import LANGUAGES
@@ -53,3 +54,36 @@ def from_row(row: dict) -> Record:
     known = {k: row[k] for k in ("id", "task", "language", "instruction", "input", "output", "tests", "entry_point",
                                  "source", "meta") if k in row}
     return Record(**known)
+
+
+class DataError(ValueError):
+    """Unreadable or invalid prepared data; the message names the file and line."""
+
+
+def read_prepared(paths: list[str]) -> list[dict]:
+    """Rows of prepared JSONL files (a directory means its *.jsonl files, sorted)."""
+    files: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            found = sorted(p.glob("*.jsonl"))
+            if not found:
+                raise DataError(f"{p}: no .jsonl files (run `mftpp prepare` first)")
+            files += found
+        elif p.is_file():
+            files.append(p)
+        else:
+            raise DataError(f"{p}: prepared data not found (run `mftpp prepare` first)")
+    rows = []
+    for f in files:
+        for lineno, line in enumerate(f.read_text(encoding="utf-8").splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise DataError(f"{f}:{lineno}: invalid JSON ({exc.msg})") from None
+            problem = validate(row) if isinstance(row, dict) else "not a JSON object"
+            if problem:
+                raise DataError(f"{f}:{lineno}: {problem}")
+            rows.append(row)
+    return rows

@@ -10,17 +10,11 @@ prompt alone does not fit are skipped and counted — never silently.
 from __future__ import annotations
 
 import fnmatch
-import json
 import random
 from dataclasses import dataclass
-from pathlib import Path
 
 from ..data.prompts import IGNORE_INDEX, build_example, language_token, render_prompt
-from ..data.records import from_row, validate
-
-
-class DataError(ValueError):
-    """Unreadable or invalid training data; the message names the file and line."""
+from ..data.records import DataError, from_row, read_prepared
 
 
 @dataclass(frozen=True)
@@ -47,35 +41,6 @@ class Corpus:
 
     def sizes(self) -> dict[str, int]:
         return {t: len(self.train[t]) for t in self.tasks}
-
-
-def read_prepared(paths: list[str]) -> list[dict]:
-    """Rows of prepared JSONL files (a directory means its *.jsonl files, sorted)."""
-    files: list[Path] = []
-    for p in map(Path, paths):
-        if p.is_dir():
-            found = sorted(p.glob("*.jsonl"))
-            if not found:
-                raise DataError(f"{p}: no .jsonl files (run `mftpp prepare` first)")
-            files += found
-        elif p.is_file():
-            files.append(p)
-        else:
-            raise DataError(f"{p}: prepared data not found (run `mftpp prepare` first)")
-    rows = []
-    for f in files:
-        for lineno, line in enumerate(f.read_text(encoding="utf-8").splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataError(f"{f}:{lineno}: invalid JSON ({exc.msg})") from None
-            problem = validate(row) if isinstance(row, dict) else "not a JSON object"
-            if problem:
-                raise DataError(f"{f}:{lineno}: {problem}")
-            rows.append(row)
-    return rows
 
 
 def select_tasks(keys: set[str], patterns: list[str] | None, where: str = "data.tasks") -> list[str]:
