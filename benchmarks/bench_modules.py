@@ -39,8 +39,8 @@ runs on one step in four; a median would hide them), with the wall-time median b
 Each training process runs with --threads torch/OpenMP threads (default 1: on a shared, oversubscribed
 CPU, spinning OpenMP threads inflate step times several-fold and erratically).
 Peak memory: the peak resident set of each training subprocess (`os.wait4` → ru_maxrss, per child:
-`getrusage(RUSAGE_CHILDREN)` would report the maximum over all children reaped so far), its smallest
-value over the rounds; it includes the interpreter and the imported libraries (about the same for all),
+`getrusage(RUSAGE_CHILDREN)` would report the maximum over all children reaped so far), the median
+over the rounds (allocator behaviour moves a single round by up to ~100 MB); it includes the interpreter and the imported libraries (about the same for all),
 so the increment over plain is printed too. On CUDA, `torch.cuda.max_memory_allocated` of the run.
 
 --diagnostics DIR: afterwards, a short MFTCoder++ training (all modules on, full fine-tuning of the
@@ -238,7 +238,7 @@ def report(results: dict[str, list[dict]], names: list[str], precision: str, arg
         per_round = [1000 * statistics.mean(r["cpu"][w:]) for r in runs]
         summary[name] = {"spread": (min(per_round), max(per_round)),
                          "wall": 1000 * statistics.mean(wall), "wall_median": 1000 * statistics.median(wall),
-                         "cpu": 1000 * statistics.mean(cpu), "rss": min(r["rss_mb"] for r in runs),
+                         "cpu": 1000 * statistics.mean(cpu), "rss": statistics.median(r["rss_mb"] for r in runs),
                          "cuda": min(cuda) if cuda else None,
                          "same": all(r["tokens"][w:] == ref_tokens for r in runs)}
     plain = summary["plain"]
@@ -252,7 +252,7 @@ def report(results: dict[str, list[dict]], names: list[str], precision: str, arg
           f"torch thread(s)\n")
     cuda_col = plain["cuda"] is not None
     print("| config | wall ms/step | (median) | x plain | CPU ms/step | x plain | CPU ms/step per round | "
-          "peak RSS MB | x plain | RSS over plain MB |" + (" CUDA peak MB | x plain |" if cuda_col else "")
+          "peak RSS MB (median) | x plain | RSS over plain MB |" + (" CUDA peak MB | x plain |" if cuda_col else "")
           + " same batches |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|" + ("---:|---:|" if cuda_col else "") + "---|")
     for name in names:
