@@ -29,9 +29,9 @@ def test_mean_and_confidence_interval():
 def test_every_row_of_shipped_experiments_is_a_valid_train_config(path, monkeypatch):
     monkeypatch.chdir(ROOT)
     cfg = load_config(path, ExperimentConfig)
-    for i, row in enumerate(cfg.rows):
-        if row.kind == "sft":
-            train_config(cfg.sft, {**row.set, "seed": 1}, f"{path}: rows[{i}]")
+    resolved = [train_config(cfg.sft, {**row.set, "seed": 1}, f"{path}: rows[{i}]")
+                for i, row in enumerate(cfg.rows) if row.kind == "sft"]
+    assert resolved and all(t.seed == 1 for t in resolved)
 
 
 def test_a_row_with_a_typo_names_the_row(tmp_path):
