@@ -14,6 +14,7 @@ import warnings
 from functools import cached_property
 from importlib import resources
 
+from ..pyparse import parse
 from .base import Task, read_jsonl
 
 TEST_IDS = range(11, 511)
@@ -27,9 +28,9 @@ def entry_point_of(asserts: list[str], reference: str) -> str | None:
     with warnings.catch_warnings():  # some references hold invalid escapes like "\w"
         warnings.simplefilter("ignore", SyntaxWarning)
         warnings.simplefilter("ignore", DeprecationWarning)
-        tree = ast.parse(reference)
+        tree = parse(reference)
     defined = {n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.ClassDef))}
-    called = [node.func.id for line in asserts for node in ast.walk(ast.parse(line))
+    called = [node.func.id for line in asserts for node in ast.walk(parse(line))
               if isinstance(node, ast.Call) and isinstance(node.func, ast.Name)]
     for name in called:
         if name in defined:

@@ -24,6 +24,8 @@ from __future__ import annotations
 import ast
 import re
 
+from ..pyparse import parse
+
 MARK = "@@MFTPP"
 
 
@@ -103,7 +105,7 @@ class _AssertToRaise(ast.NodeTransformer):
 
 
 def _python(code: str, test: str, entry_point: str | None, nonce: str) -> dict[str, str]:
-    tree = ast.parse(test)
+    tree = parse(test)
     body, check = [], None
     check_names = ("check", "mbpp_check__")
     for stmt in tree.body:
@@ -128,7 +130,7 @@ def _python(code: str, test: str, entry_point: str | None, nonce: str) -> dict[s
             new_body.append(stmt)  # setup: an exception here ends the run (no `done`)
             continue
         # One test case: inline try keeps names it assigns visible to the statements after it.
-        new_body.append(ast.parse(
+        new_body.append(parse(
             f"try:\n    pass\nexcept AssertionError as _mftpp_e:\n    _mftpp_emit('case:{n_cases}:fail')\n"
             f"    _mftpp_sys.stderr.write('AssertionError: %s\\n' % (_mftpp_e,))\n"
             f"except BaseException as _mftpp_e:\n    _mftpp_emit('case:{n_cases}:error')\n"
