@@ -29,13 +29,15 @@ from . import __version__
 from .benchmarks import Task, get_benchmark
 from .data.prompts import TEMPLATES
 from .generation.batching import plan_batches
-from .generation.prompts import PREFIX_MODES, PROMPT_FORMATS, build_prompt, resolve_language_prefix
+from .generation.prompts import (PREFIX_MODES, PROMPT_FORMATS, build_prompt, rejoin, resolve_language_prefix,
+                                 split_trailing_space)
 from .generation.stops import stop_rule
 
 DTYPES = ("float32", "bfloat16", "float16")
 SAMPLES_NAME = "samples.jsonl"
 # Settings that decide what the samples are: a resumed run must agree on every one of them.
 IDENTITY_KEYS = ("model", "benchmark", "n", "temperature", "top_p", "max_new_tokens", "prompt_format",
+                 "prompt_trailing_whitespace",
                  "language_prefix_by_language", "stop_sequences", "eos_token_ids", "seed", "dtype",
                  "num_shards", "shard_index")
 STOP_RULE_TEXT = ("generation of a row stops at an EOS token or when its text contains a stop sequence; the "
@@ -132,6 +134,7 @@ def generate(model: str, benchmark: str, out: str, n: int = 1, temperature: floa
         "model": os.path.abspath(model), "benchmark": bench.name, "n": n, "temperature": temperature,
         "do_sample": sampling.do_sample, "top_p": sampling.top_p, "top_k": 0, "max_new_tokens": max_new_tokens,
         "prompt_format": prompt_format, "prompt_template": TEMPLATES[0] if prompt_format == "instruct" else None,
+        "prompt_trailing_whitespace": "held back" if prompt_format == "completion" else "kept",
         "language_prefix": language_prefix, "language_prefix_by_language": prefix,
         "stop_sequences": {lang: r.to_dict() for lang, r in rules.items()}, "stop_rule": STOP_RULE_TEXT,
         "completion_is_full_program": full_program, "eos_token_ids": eos_ids, "seed": seed, "dtype": dtype,
@@ -150,11 +153,13 @@ def generate(model: str, benchmark: str, out: str, n: int = 1, temperature: floa
     _write_json(meta_path, {**meta, **_token_stats(samples_path, meta["generation_seconds"])})
 
     pending = [t for t in tasks if t.task_id not in done]
-    rows: list[tuple[Task, int, list[int]]] = []  # (task, sample index, prompt ids)
+    rows: list[tuple[Task, int, list[int], str]] = []  # (task, sample index, prompt ids, held-back whitespace)
     for t in pending:
-        text = build_prompt(t, prompt_format, prefix[t.language], full_program)
+        text, held = build_prompt(t, prompt_format, prefix[t.language], full_program), ""
+        if prompt_format == "completion":
+            text, held = split_trailing_space(text)
         ids = tok(text)["input_ids"]
-        rows += [(t, j, ids) for j in range(n)]
+        rows += [(t, j, ids, held) for j in range(n)]
     batches = plan_batches([r[0].language for r in rows], [len(r[2]) for r in rows], batch_size)
     buffered: dict[str, list[dict]] = {}
     start = time.monotonic()
@@ -169,10 +174,10 @@ def generate(model: str, benchmark: str, out: str, n: int = 1, temperature: floa
                     outputs = generate_batch(mdl, tok, [rows[i][2] for i in batch], sampling, rules[lang],
                                              eos_ids, tok.pad_token_id, seed=batch_seed)
                 for i, o in zip(batch, outputs):
-                    task, j = rows[i][0], rows[i][1]
+                    task, j, held = rows[i][0], rows[i][1], rows[i][3]
                     tokens += o.num_tokens
                     got = buffered.setdefault(task.task_id, [])
-                    got.append({"task_id": task.task_id, "completion": o.text, "language": task.language,
+                    got.append({"task_id": task.task_id, "completion": rejoin(o.text, held), "language": task.language,
                                 "sample_index": j, "num_tokens": o.num_tokens, "finish_reason": o.finish_reason})
                     if len(got) == n:
                         for row in sorted(buffered.pop(task.task_id), key=lambda r: r["sample_index"]):

@@ -1,6 +1,11 @@
 """The text a model is given for a benchmark task.
 
-- `completion` (base models): the task's raw prompt, which the model continues.
+- `completion` (base models): the task's raw prompt, which the model continues. Its trailing whitespace
+  is held back from the model and taken off the front of the completion again (`split_trailing_space`,
+  `rejoin`): benchmark prompts end in a newline, while BPE tokenizers, ours and Qwen's alike, merge a
+  newline with the next line's indentation, so a prompt that ends in a bare newline token asks the model
+  to continue from a token boundary it never saw in training (bigcode-evaluation-harness strips
+  HumanEval prompts for the same reason).
 - `instruct` (models trained with the project's schema, data/prompts.py): template variant 0,
   `Instruction: {instruction}\\nInput: {input}\\nOutput: `, optionally after the language token.
   instruction = the task's own instruction, or "Complete the following {Language} function." when it
@@ -38,6 +43,19 @@ def build_prompt(task: Task, prompt_format: str, language_prefix: bool, full_pro
         raise ValueError(f"unknown prompt format {prompt_format!r}; known: {', '.join(PROMPT_FORMATS)}")
     instruction, inp = task_instruction_and_input(task, full_program)
     return render_prompt(instruction, inp, task.language, variant=0, language_prefix=language_prefix)
+
+
+def split_trailing_space(prompt: str) -> tuple[str, str]:
+    """(prompt without its trailing whitespace, that whitespace)."""
+    body = prompt.rstrip()
+    return body, prompt[len(body):]
+
+
+def rejoin(generated: str, held: str) -> str:
+    """The completion of the original prompt: the generated text without the held-back whitespace it
+    starts with. If the model did not start with it (e.g. it wrote a comment on the prompt's last line),
+    the text is kept whole: the program is then prompt + text, one extra line break at most."""
+    return generated[len(held):] if held and generated.startswith(held) else generated
 
 
 def has_language_token(tokenizer, language: str) -> bool:

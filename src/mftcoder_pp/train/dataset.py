@@ -2,7 +2,7 @@
 
 A task is (task type, language), keyed "synthesis/rust". SFT examples render the prompt schema
 (data/prompts.py) with the record's template variant and put the loss on the response (+ EOS) only;
-pretraining examples are the code itself (input + output) with the loss on every token.
+pretraining examples are the code itself (input, a line break, output) with the loss on every token.
 Examples too long for `max_length` keep their prompt and lose response tail (counted); examples whose
 prompt alone does not fit are skipped and counted — never silently.
 """
@@ -43,6 +43,14 @@ class Corpus:
         return {t: len(self.train[t]) for t in self.tasks}
 
 
+def pretrain_text(input: str, output: str) -> str:
+    """A record as one text. Prepared inputs and outputs are whole lines without the break between them
+    (normalisation strips the input's final newline), so they are joined with one."""
+    if not input or input.endswith("\n") or output.startswith("\n"):
+        return input + output
+    return input + "\n" + output
+
+
 def select_tasks(keys: set[str], patterns: list[str] | None, where: str = "data.tasks") -> list[str]:
     """Task keys matching any pattern; a pattern matching nothing is an error (a typo, usually)."""
     if patterns is None:
@@ -79,7 +87,7 @@ def build_corpus(paths: list[str], tokenizer, *, max_length: int, stage: str = "
         for rec in recs:
             prefix = language_prefix and language_token(rec.language) in vocab
             if stage == "pretrain":
-                text = (language_token(rec.language) if prefix else "") + rec.input + rec.output
+                text = (language_token(rec.language) if prefix else "") + pretrain_text(rec.input, rec.output)
                 ids = tokenizer(text, add_special_tokens=False)["input_ids"][:max_length - 1] + [eos]
                 truncated += len(ids) == max_length
                 examples.append(TrainExample(ids, list(ids), ti, rec.language))
