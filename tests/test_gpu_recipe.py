@@ -12,14 +12,11 @@ import torch
 from conftest import train_config
 from mftcoder_pp.cli import main
 from mftcoder_pp.config import load_config
+from mftcoder_pp.model.load import QWEN2_5_CODER_1_5B
 from mftcoder_pp.train.config import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPE = ROOT / "configs" / "train" / "gpu_qwen2.5-coder-1.5b.yaml"
-# Qwen2.5-Coder-1.5B's published architecture (config.json of the checkpoint).
-QWEN_1_5B = dict(vocab_size=151936, hidden_size=1536, intermediate_size=8960, num_hidden_layers=28,
-                 num_attention_heads=12, num_key_value_heads=2, max_position_embeddings=32768, tie_word_embeddings=True,
-                 rope_theta=1000000.0, rms_norm_eps=1e-6)
 
 
 def _qwen_tokenizer_dir(ws, path: Path) -> Path:
@@ -41,7 +38,7 @@ def test_recipe_trains_one_step_on_a_tiny_model_of_the_real_architecture(tiny_wo
     tok_dir = _qwen_tokenizer_dir(tiny_workspace, tmp_path / "tok")
     from mftcoder_pp.model.load import load_tokenizer
 
-    tiny = {**QWEN_1_5B, "vocab_size": len(load_tokenizer(tok_dir)), "hidden_size": 64, "intermediate_size": 128,
+    tiny = {**QWEN2_5_CODER_1_5B, "vocab_size": len(load_tokenizer(tok_dir)), "hidden_size": 64, "intermediate_size": 128,
             "num_hidden_layers": 8, "num_attention_heads": 4, "num_key_value_heads": 2}
     model_dir = tmp_path / "qwen-tiny"
     Qwen2ForCausalLM(Qwen2Config(**tiny)).save_pretrained(str(model_dir))
@@ -65,7 +62,7 @@ def test_real_size_model_builds_on_the_meta_device():
 
     cfg = load_config(RECIPE, TrainConfig)
     with torch.device("meta"):
-        model = Qwen2ForCausalLM(Qwen2Config(**QWEN_1_5B))
+        model = Qwen2ForCausalLM(Qwen2Config(**QWEN2_5_CODER_1_5B))
         total = sum(p.numel() for p in model.parameters())
         lora = cfg.adapter.lora
         model = get_peft_model(model, LoraConfig(r=lora.rank, lora_alpha=lora.alpha, target_modules=lora.target_modules))

@@ -19,6 +19,13 @@ class ModelLoadError(ValueError):
     """A model or tokenizer directory that cannot be loaded; the message names the path."""
 
 
+# Qwen2.5-Coder-1.5B's published architecture (the checkpoint's config.json): used to build the GPU
+# recipe's model with random weights (tests on the meta device, benchmarks/gpu_check.py on a GPU).
+QWEN2_5_CODER_1_5B = dict(vocab_size=151936, hidden_size=1536, intermediate_size=8960, num_hidden_layers=28,
+                          num_attention_heads=12, num_key_value_heads=2, max_position_embeddings=32768,
+                          tie_word_embeddings=True, rope_theta=1000000.0, rms_norm_eps=1e-6)
+
+
 @dataclass(frozen=True)
 class TinyModelSpec:
     """A small Qwen2-architecture model (the embedded default). Sizes are the model's, vocab from the tokenizer."""
