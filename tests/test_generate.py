@@ -11,7 +11,8 @@ from mftcoder_pp.data.prompts import language_token
 from mftcoder_pp.generate import GenerationError, generate, select_tasks
 from mftcoder_pp.generation.batching import plan_batches
 from mftcoder_pp.generation.engine import StopOnSequences
-from mftcoder_pp.generation.prompts import build_prompt, default_instruction, resolve_language_prefix
+from mftcoder_pp.generation.prompts import (build_prompt, default_instruction, rejoin, resolve_language_prefix,
+                                           split_trailing_space)
 from mftcoder_pp.generation.stops import stop_rule
 from mftcoder_pp.model.load import TinyModelSpec, build_tiny
 
@@ -237,6 +238,39 @@ def test_prompt_formats():
     p = build_prompt(mbpp, "instruct", False, full_program=True)
     assert p.startswith(f"Instruction: {mbpp.instruction} Your code should pass these tests:\nInput: assert ")
     assert p.count(mbpp.instruction) == 1
+
+
+def test_trailing_whitespace_is_held_back_and_rejoined():
+    assert split_trailing_space('def f():\n    """Doc."""\n') == ('def f():\n    """Doc."""', "\n")
+    assert split_trailing_space("int f() {\n  \n") == ("int f() {", "\n  \n")
+    assert split_trailing_space("x") == ("x", "")
+    assert rejoin("\n    return 1\n", "\n") == "    return 1\n"
+    assert rejoin("  # same line\n    return 1", "\n") == "  # same line\n    return 1"  # kept whole
+    assert rejoin("abc", "") == "abc"
+
+
+def test_completion_prompts_end_at_the_code_and_completions_continue_the_raw_prompt(tmp_path, model_dir,
+                                                                                  monkeypatch):
+    """The model sees the prompt without its final newline (the token boundary training saw: a newline
+    merged with the next line's indentation); the stored completion continues the benchmark's own prompt."""
+    import mftcoder_pp.generation.engine as engine
+    from mftcoder_pp.generation.engine import Output
+    seen = []
+
+    def fake_batch(model, tokenizer, prompts, *args, **kwargs):
+        seen.extend(tokenizer.decode(p) for p in prompts)
+        return [Output("\n    return 1\n", 3, "stop") for _ in prompts]
+
+    monkeypatch.setattr(engine, "generate_batch", fake_batch)
+    meta = generate(model_dir, "synthetic-python", str(tmp_path / "c"), limit=2, prompt_format="completion",
+                    language_prefix="off", **FAST)
+    tasks = get_benchmark("synthetic-python").tasks()[:2]
+    assert sorted(seen) == sorted(t.prompt.rstrip() for t in tasks) and all(t.prompt.endswith("\n") for t in tasks)
+    assert [r["completion"] for r in rows_of(tmp_path / "c")] == ["    return 1\n"] * 2
+    assert meta["prompt_trailing_whitespace"] == "held back"
+    generate(model_dir, "synthetic-python", str(tmp_path / "i"), limit=1, language_prefix="off", **FAST)
+    assert seen[-1] == build_prompt(tasks[0], "instruct", False)  # instruct prompts are kept as trained
+    assert meta_of(tmp_path / "i")["prompt_trailing_whitespace"] == "kept"
 
 
 def test_language_prefix_auto():

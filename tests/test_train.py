@@ -21,7 +21,7 @@ from mftcoder_pp.train import optim as O
 from mftcoder_pp.train.batching import Stream, collate_packed, collate_padded
 from mftcoder_pp.train.checkpoint import latest_checkpoint
 from mftcoder_pp.train.config import TrainConfig
-from mftcoder_pp.train.dataset import DataError, build_corpus
+from mftcoder_pp.train.dataset import DataError, build_corpus, pretrain_text
 from mftcoder_pp.losses.balance import per_task_token_losses
 
 
@@ -105,6 +105,22 @@ def test_corpus_masks_the_prompt(tiny_workspace):
     assert response.endswith(tok.eos_token) and "Instruction" in prompt and "Instruction" not in response
     assert prompt.startswith("<|rust|>")  # language prefix token
     assert all(len(v) == 2 for v in corpus.dev.values())
+
+
+def test_pretraining_text_is_the_program_with_its_line_break(tiny_workspace, tmp_path):
+    """Prepared inputs lose their final newline in normalisation: pretraining must put it back, or the
+    base learns `\"\"\"    acc = 0` on one line and no benchmark prompt ever looks like its data."""
+    assert pretrain_text("def f():", "    return 1\n") == "def f():\n    return 1\n"
+    assert pretrain_text("def f():\n", "    return 1\n") == "def f():\n    return 1\n"
+    assert pretrain_text("", "print(1)\n") == "print(1)\n"
+    rows = [json.loads(line) for line in (tiny_workspace["prepared"] / "synthesis-rust.jsonl").read_text().splitlines()]
+    for r in rows:
+        r["input"] = r["input"].rstrip("\n")  # as `mftpp prepare` writes it
+    (tmp_path / "synthesis-rust.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    tok = load_tokenizer(tiny_workspace["tokenizer"])
+    corpus = build_corpus([str(tmp_path)], tok, max_length=1024, stage="pretrain")
+    texts = {tok.decode(ex.input_ids, skip_special_tokens=True) for ex in corpus.train["synthesis/rust"]}
+    assert texts == {r["input"] + "\n" + r["output"] for r in rows}
 
 
 def test_stream_resumes_exactly(tiny_workspace):
