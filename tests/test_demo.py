@@ -20,9 +20,10 @@ def test_demo_configs_validate(tmp_path):
     pre = load_config(exp.pretrain, TrainConfig)
     assert pre.stage == "pretrain"
     names = [r.name for r in exp.rows]
-    assert names == ["SFT + LoRA (plain mixing)", "MFTCoder++"]
-    plain = train_config(exp.sft, exp.rows[0].set, "demo rows[0]")
-    full = train_config(exp.sft, exp.rows[1].set, "demo rows[1]")
+    assert names == ["Base model (no SFT)", "SFT + LoRA (plain mixing)", "MFTCoder++"]
+    assert exp.rows[0].kind == "base"
+    plain = train_config(exp.sft, exp.rows[1].set, "demo rows[1]")
+    full = train_config(exp.sft, exp.rows[2].set, "demo rows[2]")
     assert not plain.modules.per_sample and plain.mixing.strategy == "plain"
     assert all(getattr(full.modules, m).enabled for m in ("hmd", "tiar", "dagg", "focal"))
     assert exp.evaluation.benchmarks[0].name == "synthetic-transfer"

@@ -2,7 +2,8 @@
 
 Synthetic multilingual data plus a slice of MBPP's train split and the packaged OASST chat data →
 preprocessing report → vocabulary-fused tokenizer → a tiny Qwen2 base pretrained from scratch →
-MFTCoder++ (ATDS, per-task optimizers, all four modules) against plain LoRA SFT → greedy generation on
+the base itself, MFTCoder++ (ATDS, per-task optimizers, all four modules) and plain LoRA SFT → greedy
+generation on
 the synthetic suite's held-out cross-lingual transfer split → sandboxed execution → a small report.
 
 It is an ordinary experiment: the configs it writes to OUT/configs/ are the same YAML files
@@ -36,13 +37,14 @@ def demo_configs(out: Path, scale: float = 1.0) -> dict[str, dict]:
     common = {"data": {"prepared": [str(prepared)], "tasks": ["synthesis/*"], "max_length": 320},
               "precision": "bf16", "checkpoint_every": 50, "tensorboard": False}
     pretrain = {**common, "out": str(out / "pretrain"), "stage": "pretrain",
+                "data": {**common["data"], "pretrain_formats": ["code", "prompt"]},
                 "model": {"tokenizer": str(tokenizer), "tiny": tiny.__dict__}, "adapter": {"kind": "full"},
                 "mixing": {"strategy": "plain"},
-                "optim": {"max_steps": steps(200), "batch_size": 16, "per_task": False, "lr": 3e-3}}
+                "optim": {"max_steps": steps(600), "batch_size": 16, "per_task": False, "lr": 3e-3}}
     sft = {**common, "out": str(out / "sft"), "model": {"path": str(out / "pretrain" / "final")},
            "adapter": {"kind": "lora", "lora": {"rank": 16, "alpha": 32, "dropout": 0.05}},
            "mixing": {"strategy": "atds", "atds": {"refresh_every": 5}},
-           "optim": {"max_steps": steps(40), "batch_size": 16, "per_task": True, "lr_range": [1e-3, 3e-3]},
+           "optim": {"max_steps": steps(64), "batch_size": 16, "per_task": True, "lr_range": [2e-3, 4e-3]},
            "modules": {"hmd": {"enabled": True, "top_layers": 4, "rank": 8},
                        "tiar": {"enabled": True, "period": 5}, "dagg": {"enabled": True, "every": 2},
                        "focal": {"enabled": True}}}
@@ -52,8 +54,9 @@ def demo_configs(out: Path, scale: float = 1.0) -> dict[str, dict]:
                   "tokenizer": str(out / "configs" / "tokenizer.yaml"),
                   "pretrain": str(out / "configs" / "pretrain.yaml"), "sft": str(out / "configs" / "sft.yaml"),
                   "seeds": [0],
-                  "rows": [{"name": "SFT + LoRA (plain mixing)",
-                            "set": {**off, "mixing.strategy": "plain", "optim.per_task": False, "optim.lr": 2e-3}},
+                  "rows": [{"name": "Base model (no SFT)", "kind": "base"},
+                           {"name": "SFT + LoRA (plain mixing)",
+                            "set": {**off, "mixing.strategy": "plain", "optim.per_task": False, "optim.lr": 3e-3}},
                            {"name": "MFTCoder++"}],
                   "evaluation": {"max_new_tokens": 120, "batch_size": 32, "benchmarks": [
                       {"name": "synthetic-transfer", "limit": max(4, int(60 * scale))},

@@ -23,7 +23,6 @@ import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterator
 
 from . import __version__
 from .benchmarks import Task, get_benchmark
@@ -110,10 +109,10 @@ def generate(model: str, benchmark: str, out: str, n: int = 1, temperature: floa
     import transformers
 
     from .generation.engine import Sampling, generate_batch
-    from .model.load import load_for_inference
+    from .model.load import hf_progress_bars, load_for_inference
 
     dev = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
-    with _hf_progress_bars(progress):
+    with hf_progress_bars(progress):
         mdl, tok = load_for_inference(model, dtype=getattr(torch, dtype), attn_implementation=attn_implementation)
     try:
         mdl.to(dev)
@@ -230,21 +229,6 @@ def _routing(model, hmd_langs: list[str] | None, language: str):
     # One id for the whole (single-language) batch: HMD-Fusion repeats it to the batch size of each
     # forward, which covers the one-row prefills of the engine as well as the batched decoding.
     return language_routing(model, torch.full((1,), hmd_langs.index(language), dtype=torch.long))
-
-
-@contextlib.contextmanager
-def _hf_progress_bars(enabled: bool) -> Iterator[None]:
-    """Transformers' own progress bars (weight loading) only when ours are shown."""
-    from transformers.utils import logging as hf_logging
-
-    was = hf_logging.is_progress_bar_enabled()
-    if was and not enabled:
-        hf_logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        if was and not enabled:
-            hf_logging.enable_progress_bar()
 
 
 def _derive_seed(seed: int, keys: list[tuple[str, int]]) -> int:

@@ -10,9 +10,12 @@ names the path, never a download attempt. A model directory is one of
 
 from __future__ import annotations
 
+import contextlib
 import json
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 
 class ModelLoadError(ValueError):
@@ -138,3 +141,21 @@ def load_for_inference(path: str | Path, dtype=None, attn_implementation: str | 
         model = load_hmd_adapter(model, path)
     model.eval()
     return model, tokenizer
+
+
+@contextlib.contextmanager
+def hf_progress_bars(enabled: bool) -> Iterator[None]:
+    """Transformers' own progress bars (loading and writing weights) only when ours are shown; also
+    silences the deprecation warning PEFT 0.21 triggers in transformers 5 (`is_gradient_checkpointing`)."""
+    from transformers.utils import logging as hf_logging
+
+    was = hf_logging.is_progress_bar_enabled()
+    if was and not enabled:
+        hf_logging.disable_progress_bar()
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+            yield
+    finally:
+        if was and not enabled:
+            hf_logging.enable_progress_bar()

@@ -50,6 +50,9 @@ class AdapterConfig:
     gradient_checkpointing: bool = False
 
 
+PRETRAIN_FORMATS = ("code", "prompt")
+
+
 @dataclass(frozen=True)
 class DataConfig:
     prepared: list[str] = field(default_factory=list)  # directories written by `mftpp prepare` (or JSONL files)
@@ -59,8 +62,15 @@ class DataConfig:
     dev_per_task: int = 0  # examples held out per task for CoBa's validation loss (and dev loss logging)
     max_per_task: int | None = None  # cap per task (smoke runs)
     batching: Literal["length_grouped", "packed", "padded"] = "length_grouped"
+    # stage pretrain: how a record becomes text. code = input, line break, output; prompt = the SFT
+    # rendering (prompt schema + response) as plain text. Both: every record twice, once each way.
+    pretrain_formats: list[str] = field(default_factory=lambda: ["code"])
 
     def __post_init__(self):
+        bad = [f for f in self.pretrain_formats if f not in PRETRAIN_FORMATS]
+        if bad or not self.pretrain_formats or len(set(self.pretrain_formats)) != len(self.pretrain_formats):
+            raise ValueError(f"data.pretrain_formats: {self.pretrain_formats!r}; a non-empty list without repeats "
+                             f"of {', '.join(PRETRAIN_FORMATS)}")
         if not self.prepared:
             raise ValueError("data: `prepared` must list at least one prepared directory or JSONL file")
         if self.max_length < 8:
@@ -244,6 +254,8 @@ class TrainConfig:
                              "length_grouped or padded, not packed")
         if self.modules.per_sample and self.stage == "pretrain":
             raise ValueError("the MFTCoder++ modules are for stage: sft")
+        if self.stage == "sft" and self.data.pretrain_formats != ["code"]:
+            raise ValueError("data.pretrain_formats is for stage: pretrain (SFT examples are always prompt + response)")
         if self.stage == "pretrain" and self.adapter.kind != "full":
             raise ValueError("stage pretrain trains every weight: set adapter.kind: full")
         if self.checkpoint_every < 0 or self.log_every < 1:

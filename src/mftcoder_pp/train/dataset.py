@@ -2,7 +2,8 @@
 
 A task is (task type, language), keyed "synthesis/rust". SFT examples render the prompt schema
 (data/prompts.py) with the record's template variant and put the loss on the response (+ EOS) only;
-pretraining examples are the code itself (input, a line break, output) with the loss on every token.
+pretraining examples are the code itself (input, a line break, output) and/or, with
+`data.pretrain_formats: [code, prompt]`, the SFT rendering as plain text, with the loss on every token.
 Examples too long for `max_length` keep their prompt and lose response tail (counted); examples whose
 prompt alone does not fit are skipped and counted — never silently.
 """
@@ -66,7 +67,7 @@ def select_tasks(keys: set[str], patterns: list[str] | None, where: str = "data.
 
 def build_corpus(paths: list[str], tokenizer, *, max_length: int, stage: str = "sft", tasks: list[str] | None = None,
                  language_prefix: bool = True, dev_per_task: int = 0, max_per_task: int | None = None,
-                 seed: int = 0) -> Corpus:
+                 seed: int = 0, pretrain_formats: tuple[str, ...] = ("code",)) -> Corpus:
     rows = read_prepared(paths)
     by_task: dict[str, list] = {}
     for row in rows:
@@ -86,14 +87,20 @@ def build_corpus(paths: list[str], tokenizer, *, max_length: int, stage: str = "
         examples, truncated, skipped = [], 0, 0
         for rec in recs:
             prefix = language_prefix and language_token(rec.language) in vocab
-            if stage == "pretrain":
-                text = (language_token(rec.language) if prefix else "") + pretrain_text(rec.input, rec.output)
-                ids = tokenizer(text, add_special_tokens=False)["input_ids"][:max_length - 1] + [eos]
-                truncated += len(ids) == max_length
-                examples.append(TrainExample(ids, list(ids), ti, rec.language))
-                continue
             prompt = render_prompt(rec.instruction, rec.input, rec.language, rec.meta.get("prompt_variant", 0),
                                    language_prefix=prefix)
+            if stage == "pretrain":
+                for fmt in pretrain_formats:  # a record's renderings stay together (same side of the dev split)
+                    if fmt == "code":
+                        text = (language_token(rec.language) if prefix else "") + pretrain_text(rec.input, rec.output)
+                        ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+                    else:  # tokenized as SFT and generation do: the prompt alone, then the response
+                        ids = (tokenizer(prompt, add_special_tokens=False)["input_ids"]
+                               + tokenizer(rec.output, add_special_tokens=False)["input_ids"])
+                    ids = ids[:max_length - 1] + [eos]
+                    truncated += len(ids) == max_length
+                    examples.append(TrainExample(ids, list(ids), ti, rec.language))
+                continue
             p_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
             r_ids = tokenizer(rec.output, add_special_tokens=False)["input_ids"]
             ex = build_example(p_ids, r_ids, max_length, eos)
@@ -102,10 +109,11 @@ def build_corpus(paths: list[str], tokenizer, *, max_length: int, stage: str = "
                 continue
             truncated += ex.truncated
             examples.append(TrainExample(ex.input_ids, ex.labels, ti, rec.language))
-        if len(examples) <= dev_per_task:
+        n_dev = dev_per_task * (len(pretrain_formats) if stage == "pretrain" else 1)  # whole records
+        if len(examples) <= n_dev:
             raise DataError(f"task {key}: {len(examples)} usable examples, need more than data.dev_per_task="
                             f"{dev_per_task} (skipped {skipped} whose prompt exceeds max_length={max_length})")
-        dev[key], train[key] = examples[:dev_per_task], examples[dev_per_task:]
+        dev[key], train[key] = examples[:n_dev], examples[n_dev:]
         stats[key] = {"records": len(recs), "train": len(train[key]), "dev": len(dev[key]), "truncated": truncated,
                       "skipped_prompt_too_long": skipped, "tokens": sum(map(len, examples))}
     return Corpus(keys, train, dev, stats)

@@ -45,6 +45,13 @@ def train(config_path: str, resume: bool = False, overrides: dict | None = None,
 
 
 def run(cfg: TrainConfig, resume: bool = False, config_path: str | None = None, progress: bool = True) -> dict:
+    from ..model.load import hf_progress_bars
+
+    with hf_progress_bars(progress):
+        return _run(cfg, resume, config_path, progress)
+
+
+def _run(cfg: TrainConfig, resume: bool, config_path: str | None, progress: bool) -> dict:
     from accelerate import Accelerator
     from accelerate.utils import set_seed
 

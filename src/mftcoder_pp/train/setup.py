@@ -27,7 +27,7 @@ def load_data(cfg: TrainConfig, tokenizer) -> Corpus:
     d = cfg.data
     return build_corpus(d.prepared, tokenizer, max_length=d.max_length, stage=cfg.stage, tasks=d.tasks,
                         language_prefix=d.language_prefix, dev_per_task=d.dev_per_task, max_per_task=d.max_per_task,
-                        seed=cfg.seed)
+                        seed=cfg.seed, pretrain_formats=tuple(d.pretrain_formats))
 
 
 def build_model(cfg: TrainConfig, tokenizer, base_dir: Path | None = None):
