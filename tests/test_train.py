@@ -123,6 +123,30 @@ def test_pretraining_text_is_the_program_with_its_line_break(tiny_workspace, tmp
     assert texts == {r["input"] + "\n" + r["output"] for r in rows}
 
 
+def test_pretraining_can_also_see_the_prompt_schema(tiny_workspace, tmp_path):
+    tok = load_tokenizer(tiny_workspace["tokenizer"])
+    both = build_corpus([str(tiny_workspace["prepared"])], tok, max_length=1024, stage="pretrain",
+                        pretrain_formats=("code", "prompt"), dev_per_task=2)
+    code = build_corpus([str(tiny_workspace["prepared"])], tok, max_length=1024, stage="pretrain", dev_per_task=2)
+    key = "synthesis/go"
+    assert len(both.train[key]) == 2 * len(code.train[key]) and len(both.dev[key]) == 4  # 2 records, both ways
+    dev_texts = [tok.decode(ex.input_ids) for ex in both.dev[key]]
+    assert "Instruction:" not in dev_texts[0] and "Instruction:" in dev_texts[1]
+    assert dev_texts[0].split("func ")[1][:30] == dev_texts[1].split("func ")[1][:30]  # the same record
+    assert all(ex.labels == ex.input_ids for ex in both.train[key])  # pretraining: loss on every token
+    for data, match in (({"pretrain_formats": ["code", "promt"]}, "pretrain_formats"),
+                        ({"pretrain_formats": []}, "pretrain_formats")):
+        bad = train_config(tmp_path / "p.yaml", out="x", stage="pretrain", adapter={"kind": "full"},
+                           model={"tokenizer": "t"}, mixing={"strategy": "plain"}, optim={"per_task": False},
+                           data={"prepared": ["p"], **data})
+        with pytest.raises(ConfigError, match=match):
+            load_config(bad, TrainConfig)
+    sft = train_config(tmp_path / "s.yaml", out="x", model={"tokenizer": "t"},
+                       data={"prepared": ["p"], "pretrain_formats": ["prompt"]})
+    with pytest.raises(ConfigError, match="stage: pretrain"):
+        load_config(sft, TrainConfig)
+
+
 def test_stream_resumes_exactly(tiny_workspace):
     tok = load_tokenizer(tiny_workspace["tokenizer"])
     exs = build_corpus([str(tiny_workspace["prepared"])], tok, max_length=256).train["synthesis/python"]
