@@ -46,6 +46,27 @@ def test_scratch_tokenizer_loads_with_auto_tokenizer(tmp_path):
     assert json.loads((tmp_path / "tok" / "tokenizer_report.json").read_text())["vocab_size"] == len(tok)
 
 
+def test_a_model_directory_keeps_the_tokenizer_it_was_trained_with(tmp_path):
+    """Saved next to a Qwen2 config.json, our tokenizer must still tokenize as it did when the model was
+    trained. (AutoTokenizer picks Qwen2Tokenizer there, whose transformers-5 pre-tokenizer splits digits
+    and newlines differently: `= 0` became `=`, ` `, `0` after pretraining, and SFT learned garbage.)"""
+    from mftcoder_pp.model.load import TinyModelSpec, build_tiny, load_tokenizer
+
+    data = write_data(tmp_path)
+    build_tokenizer(write_config(tmp_path, f"out: {tmp_path / 'tok'}\ndata: [{data}]\nmin_frequency: 5\n"
+                                           "vocab_size_per_language: 400\nlanguages: [python, rust]\n"))
+    tok = load_tokenizer(tmp_path / "tok")
+    model_dir = tmp_path / "model"
+    build_tiny(TinyModelSpec(hidden_size=32, num_layers=1, num_heads=2, num_kv_heads=1, intermediate_size=64),
+               tok).save_pretrained(model_dir)
+    tok.save_pretrained(model_dir)
+    assert json.loads((model_dir / "config.json").read_text())["model_type"] == "qwen2"
+    text = "<|python|>def f(x):\n    acc = 0\n    return x + 10\n"
+    again = load_tokenizer(model_dir)
+    assert again(text, add_special_tokens=False)["input_ids"] == tok(text, add_special_tokens=False)["input_ids"]
+    assert (again.eos_token, again.pad_token, len(again)) == (tok.eos_token, tok.pad_token, len(tok))
+
+
 def test_fused_vocabulary_is_the_union_and_tau_prunes():
     py = train_language_bpe([PY] * 30, 400, 5)
     rs = train_language_bpe([RS] * 30, 400, 5)

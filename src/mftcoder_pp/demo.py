@@ -37,7 +37,6 @@ def demo_configs(out: Path, scale: float = 1.0) -> dict[str, dict]:
     common = {"data": {"prepared": [str(prepared)], "tasks": ["synthesis/*"], "max_length": 320},
               "precision": "bf16", "checkpoint_every": 50, "tensorboard": False}
     pretrain = {**common, "out": str(out / "pretrain"), "stage": "pretrain",
-                "data": {**common["data"], "pretrain_formats": ["code", "prompt"]},
                 "model": {"tokenizer": str(tokenizer), "tiny": tiny.__dict__}, "adapter": {"kind": "full"},
                 "mixing": {"strategy": "plain"},
                 "optim": {"max_steps": steps(600), "batch_size": 16, "per_task": False, "lr": 3e-3}}

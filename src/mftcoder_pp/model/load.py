@@ -64,6 +64,16 @@ def build_tiny(spec: TinyModelSpec, tokenizer, seed: int = 0, attn_implementatio
         return Qwen2ForCausalLM(cfg)
 
 
+GENERIC_TOKENIZER_CLASSES = ("TokenizersBackend", "PreTrainedTokenizerFast")
+
+
+def _saved_class(path: Path) -> str | None:
+    try:
+        return json.loads((path / "tokenizer_config.json").read_text(encoding="utf-8")).get("tokenizer_class")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
 def load_tokenizer(path: str | Path):
     from transformers import AutoTokenizer
 
@@ -71,7 +81,16 @@ def load_tokenizer(path: str | Path):
     if not path.is_dir():
         raise ModelLoadError(f"{path}: tokenizer directory does not exist")
     try:
-        tok = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+        if _saved_class(path) in GENERIC_TOKENIZER_CLASSES and (path / "tokenizer.json").is_file():
+            # A tokenizer saved as the generic fast class (ours: `mftpp tokenizer`) must load as that
+            # class. Next to a model's config.json, AutoTokenizer picks the model type's class instead
+            # (Qwen2Tokenizer for our tiny Qwen2), which in transformers 5 rebuilds its own
+            # pre-tokenizer: the same text then tokenizes differently after pretraining than during it.
+            from transformers import PreTrainedTokenizerFast
+
+            tok = PreTrainedTokenizerFast.from_pretrained(str(path), local_files_only=True)
+        else:
+            tok = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
     except (OSError, ValueError, KeyError) as exc:
         raise ModelLoadError(f"{path}: cannot load a tokenizer ({str(exc).splitlines()[0]})") from None
     if tok.pad_token is None:  # batching needs one; EOS is the usual stand-in
