@@ -87,6 +87,17 @@ def test_cli_reports_bad_data_with_file_and_line(tiny_workspace, tmp_path, capsy
     assert "tokenizer directory does not exist" in capsys.readouterr().err
 
 
+def test_prepared_records_may_hold_line_separator_characters(tmp_path):
+    """Records are written with ensure_ascii=False, so U+2028 / U+0085 appear raw inside JSON strings;
+    they are not line breaks of the JSONL file."""
+    from mftcoder_pp.data.records import read_prepared
+
+    row = {"id": "a", "task": "chat", "language": "python", "instruction": "x\u2028y", "input": "",
+           "output": "print('\u0085')\n"}
+    (tmp_path / "chat-python.jsonl").write_text(json.dumps(row, ensure_ascii=False) + "\n", encoding="utf-8")
+    assert read_prepared([str(tmp_path)]) == [row]
+
+
 def test_task_pattern_typo_is_an_error(tiny_workspace):
     tok = load_tokenizer(tiny_workspace["tokenizer"])
     with pytest.raises(DataError, match=r"'synthesis/pyton' matches no task"):

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from . import __version__
 from .benchmarks import KNOWN_ISSUES, Benchmark, Task, get_benchmark
+from .data.records import json_objects
 from .execution.judge import JudgeLimits, judge
 from .execution.languages import Toolchains
 from .execution.sandbox import Limits, Sandbox
@@ -43,24 +44,7 @@ def load_samples(path: str, benchmark: Benchmark) -> list[Sample]:
     known = {t.task_id for t in benchmark.tasks()}
     counters: dict[str, int] = {}
     samples = []
-    try:
-        fh = open(path, encoding="utf-8")
-    except OSError as exc:
-        raise EvaluationError(f"cannot read samples file {path}: {exc.strerror}") from None
-    with fh:
-        try:
-            lines = list(fh)
-        except UnicodeDecodeError as exc:
-            raise EvaluationError(f"{path}: not valid UTF-8 ({exc})") from None
-    for lineno, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise EvaluationError(f"{path}:{lineno}: invalid JSON ({exc.msg})") from None
-        if not isinstance(row, dict):
-            raise EvaluationError(f"{path}:{lineno}: expected a JSON object")
+    for lineno, row in json_objects(path, EvaluationError, what="samples file"):
         for key in ("task_id", "completion"):
             if key not in row:
                 raise EvaluationError(f"{path}:{lineno}: missing key {key!r}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from ..execution.languages import LANGUAGES
 
@@ -75,15 +75,31 @@ def read_prepared(paths: list[str]) -> list[dict]:
             raise DataError(f"{p}: prepared data not found (run `mftpp prepare` first)")
     rows = []
     for f in files:
-        for lineno, line in enumerate(f.read_text(encoding="utf-8").splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataError(f"{f}:{lineno}: invalid JSON ({exc.msg})") from None
-            problem = validate(row) if isinstance(row, dict) else "not a JSON object"
+        for lineno, row in json_objects(f, DataError, what="prepared file"):
+            problem = validate(row)
             if problem:
                 raise DataError(f"{f}:{lineno}: {problem}")
             rows.append(row)
     return rows
+
+
+def json_objects(path: str | Path, error: type[Exception], what: str = "file") -> Iterator[tuple[int, dict]]:
+    """(line number, object) for each non-blank line of a JSONL file. An unreadable file, invalid UTF-8,
+    invalid JSON or a line that is not an object raises `error` naming the file (and the line). Lines are
+    split on "\\n" only: JSON strings may hold U+2028 and other characters `str.splitlines` breaks on."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise error(f"cannot read {what} {path}: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise error(f"{path}: not valid UTF-8 ({exc})") from None
+    for lineno, line in enumerate(text.split("\n"), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise error(f"{path}:{lineno}: invalid JSON ({exc.msg})") from None
+        if not isinstance(row, dict):
+            raise error(f"{path}:{lineno}: expected a JSON object")
+        yield lineno, row

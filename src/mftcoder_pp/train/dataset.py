@@ -44,6 +44,11 @@ class Corpus:
         return {t: len(self.train[t]) for t in self.tasks}
 
 
+def _prompt(rec, language_prefix: bool) -> str:
+    return render_prompt(rec.instruction, rec.input, rec.language, rec.meta.get("prompt_variant", 0),
+                         language_prefix=language_prefix)
+
+
 def pretrain_text(input: str, output: str) -> str:
     """A record as one text. Prepared inputs and outputs are whole lines without the break between them
     (normalisation strips the input's final newline), so they are joined with one."""
@@ -87,21 +92,19 @@ def build_corpus(paths: list[str], tokenizer, *, max_length: int, stage: str = "
         examples, truncated, skipped = [], 0, 0
         for rec in recs:
             prefix = language_prefix and language_token(rec.language) in vocab
-            prompt = render_prompt(rec.instruction, rec.input, rec.language, rec.meta.get("prompt_variant", 0),
-                                   language_prefix=prefix)
             if stage == "pretrain":
                 for fmt in pretrain_formats:  # a record's renderings stay together (same side of the dev split)
                     if fmt == "code":
                         text = (language_token(rec.language) if prefix else "") + pretrain_text(rec.input, rec.output)
                         ids = tokenizer(text, add_special_tokens=False)["input_ids"]
                     else:  # tokenized as SFT and generation do: the prompt alone, then the response
-                        ids = (tokenizer(prompt, add_special_tokens=False)["input_ids"]
+                        ids = (tokenizer(_prompt(rec, prefix), add_special_tokens=False)["input_ids"]
                                + tokenizer(rec.output, add_special_tokens=False)["input_ids"])
                     ids = ids[:max_length - 1] + [eos]
                     truncated += len(ids) == max_length
                     examples.append(TrainExample(ids, list(ids), ti, rec.language))
                 continue
-            p_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+            p_ids = tokenizer(_prompt(rec, prefix), add_special_tokens=False)["input_ids"]
             r_ids = tokenizer(rec.output, add_special_tokens=False)["input_ids"]
             ex = build_example(p_ids, r_ids, max_length, eos)
             if ex is None:
