@@ -147,6 +147,30 @@ def test_classify_memory_by_max_rss() -> None:
         "timeout"
 
 
+@pytest.mark.parametrize("stopped_by", ["sigxcpu", "cpu_seconds", "wall_clock", "hard_cpu_sigkill"])
+def test_classify_memory_wins_over_time_limits(stopped_by: str) -> None:
+    """A memory bomb on a machine slow at zeroing pages hits a time limit first; what was measured
+    (peak RSS at the limit, or failing allocations) decides, not which limit fired first."""
+    stop = {"sigxcpu": dict(returncode=None, sig=signal.SIGXCPU),
+            "cpu_seconds": dict(returncode=None, sig=signal.SIGKILL, cpu=RUN.cpu_seconds + 0.4),
+            "wall_clock": dict(returncode=None, sig=signal.SIGKILL, wall_timeout=True),
+            "hard_cpu_sigkill": dict(returncode=None, sig=signal.SIGKILL)}[stopped_by]
+    at_limit = outcome(**stop, rss=0.97 * RUN.memory_mb)
+    assert status(at_limit, done=False) == ("memory_exceeded", "memory_exceeded after 0 passing test case(s)")
+    allocations_failing = outcome(**stop, rss=0.3 * RUN.memory_mb, stderr="Traceback ...\nMemoryError\n")
+    assert status(allocations_failing, ["ok"], done=False)[0] == "memory_exceeded"
+    assert status(outcome(**stop, rss=0.5 * RUN.memory_mb), done=False)[0] == "timeout"
+
+
+def test_classify_memory_rule_threshold() -> None:
+    from mftcoder_pp.execution.judge import MEMORY_NEAR_LIMIT
+
+    just_below = outcome(returncode=None, sig=signal.SIGXCPU, rss=MEMORY_NEAR_LIMIT * RUN.memory_mb - 1)
+    at = outcome(returncode=None, sig=signal.SIGXCPU, rss=MEMORY_NEAR_LIMIT * RUN.memory_mb)
+    assert status(just_below, done=False)[0] == "timeout"
+    assert status(at, done=False)[0] == "memory_exceeded"
+
+
 def test_classify_file_size_limit_is_a_runtime_error() -> None:
     assert status(outcome(returncode=None, sig=signal.SIGXFSZ), done=False) == ("runtime_error", "file size limit")
     assert status(outcome(returncode=128 + signal.SIGXFSZ), done=False, sandbox=BWRAP) == \

@@ -36,6 +36,8 @@ from mftcoder_pp.execution.judge import JudgeLimits, Verdict, judge
 from mftcoder_pp.execution.languages import Toolchains
 from mftcoder_pp.execution.sandbox import SLOT_UID_BASE, Limits, Sandbox, bwrap_path
 
+pytestmark = [pytest.mark.slow, pytest.mark.sandbox]
+
 FILE_TOKEN = "mftpp-file-token-5e1d9c7a"  # see the module docstring
 
 # Slots of our own (the sandbox claims the first free uid from SLOT_UID_BASE + slot on), away from
@@ -139,6 +141,7 @@ class Case:
     bwrap_xfail: str | None = None  # ... or exposes only under bubblewrap
     bug_status: str | None = None  # the status the bug gives (anything else is a real failure)
     wall_seconds: float | None = None  # overrides the run's wall-clock limit
+    cpu_seconds: float | None = None  # overrides the run's CPU limit
     none_expect: frozenset | None = None  # expectation under isolation="none", when different
 
     def program(self, subst: dict[str, str]) -> tuple[str, str, str | None]:
@@ -164,6 +167,10 @@ def case(id: str, lang: str, completion: str, expect, **kw) -> Case:
 # errors then goes on and may pass; the file never grows past the limit either way.
 IGNORES_EFBIG = ("runtime_error", "passed")
 NOT_PASSED_CRASH = ("runtime_error", "failed")
+# A memory bomb's work is bounded by the memory limit: it ends on its own failed allocation. Its
+# time budget is far above what filling the limit costs on any machine (~0.4 s of CPU here, page
+# zeroing included), so which limit it meets never depends on the machine's speed.
+MEMORY_BOMB = dict(cpu_seconds=30, wall_seconds=60)
 # Runtimes that need threads (JVM, V8, Go) may die themselves once the process limit is reached.
 FORK_BOMB_RUNTIME = ("timeout", "runtime_error", "memory_exceeded")
 
@@ -229,9 +236,9 @@ PY_CASES = [
     return x + y
 """, "passed", none_expect=("passed", "timeout"), wall_seconds=2.5),
     case("memory_bomb", "python", "    hog = []\n    while True:\n        hog.append(bytearray(10 ** 7))\n",
-         "memory_exceeded"),
+         "memory_exceeded", **MEMORY_BOMB),
     case("memory_bomb_at_import", "python", "    return x + y\n",
-         "memory_exceeded", prelude="_hog = [bytearray(10 ** 7) for _ in range(10 ** 5)]\n"),
+         "memory_exceeded", **MEMORY_BOMB, prelude="_hog = [bytearray(10 ** 7) for _ in range(10 ** 5)]\n"),
     case("deep_recursion", "python", "    return add(x + 1, y) + 1\n", "runtime_error"),
     case("recursion_limit_lifted", "python", "    return add(x + 1, y) + 1\n",
          ("runtime_error", "memory_exceeded", "timeout"),
@@ -389,7 +396,7 @@ CPP_CASES = [
     for (;;) { char *p = new char[1 << 24]; memset(p, 1, 1 << 24); hog.push_back(p); }
     return 0;
 }
-""", "memory_exceeded", prelude="#include <cstring>\n#include <vector>\n"),
+""", "memory_exceeded", **MEMORY_BOMB, prelude="#include <cstring>\n#include <vector>\n"),
     case("deep_recursion", "cpp", r"""    volatile char pad[512];
     pad[0] = (char)x;
     return add(x + 1, y) + pad[0];
@@ -511,7 +518,7 @@ JAVA_CASES = [
 """, "passed"),
     case("memory_bomb", "java",
          "        List<long[]> hog = new ArrayList<>();\n        while (true) hog.add(new long[1 << 20]);\n    }\n}\n",
-         "memory_exceeded"),
+         "memory_exceeded", **MEMORY_BOMB),
     case("deep_recursion", "java", "        return add(x + 1, y) + 1;\n    }\n}\n", "runtime_error"),
     case("huge_stdout", "java",
          "        String line = \"x\".repeat(1000);\n        while (true) System.out.println(line);\n    }\n}\n",
@@ -610,7 +617,7 @@ JS_CASES = [
          "  require('child_process').spawn('/bin/sleep', ['@MARKER@'], { detached: true, stdio: 'ignore' }).unref();\n"
          "  return x + y;\n}\n", "passed"),
     case("memory_bomb", "javascript", "  const hog = [];\n  for (;;) hog.push(new Array(1 << 20).fill(1.5));\n}\n",
-         "memory_exceeded"),
+         "memory_exceeded", **MEMORY_BOMB),
     case("deep_recursion", "javascript", "  return add(x + 1, y) + 1;\n}\n", "runtime_error"),
     case("huge_stdout", "javascript", "  const line = 'x'.repeat(1000);\n  for (;;) console.log(line);\n}\n",
          "output_limit"),
@@ -687,7 +694,7 @@ GO_CASES = [
 """, "passed", prelude=go_imports("os/exec", "syscall")),
     case("memory_bomb", "go",
          "    for {\n        hog = append(hog, make([]byte, 1<<24))\n    }\n}\n\nvar hog [][]byte\n",
-         "memory_exceeded"),
+         "memory_exceeded", **MEMORY_BOMB),
     case("deep_recursion", "go", "    return Add(x+1, y) + 1\n}\n", ("runtime_error", "memory_exceeded")),
     case("huge_stdout", "go",
          "    line := strings.Repeat(\"x\", 1000)\n    for {\n        fmt.Println(line)\n    }\n}\n",
@@ -752,7 +759,7 @@ RUST_CASES = [
         std::hint::black_box(&hog);
     }
 }
-""", "memory_exceeded"),
+""", "memory_exceeded", **MEMORY_BOMB),
     case("deep_recursion", "rust", r"""    let pad = [x; 64];
     std::hint::black_box(&pad);
     return add(x + 1, y) + pad[1];
@@ -1092,6 +1099,8 @@ def run_case(c: Case, host: Host, sandbox: Sandbox, toolchains: Toolchains) -> V
     run = run_limits(c.lang)
     if c.wall_seconds:
         run = dataclasses.replace(run, wall_seconds=c.wall_seconds)
+    if c.cpu_seconds:
+        run = dataclasses.replace(run, cpu_seconds=c.cpu_seconds)
     limits = JudgeLimits(compile=BOMB_COMPILE if c.compile_bomb else COMPILE, run=run)
     before = _session_members()
     verdict = judge(c.lang, code, test, entry, sandbox=sandbox, toolchains=toolchains, limits=limits,

@@ -138,16 +138,32 @@ def _mentions(out: Outcome, patterns: tuple[str, ...]) -> bool:
     return any(p in out.stderr or p in out.stdout for p in patterns)
 
 
+# Peak RSS at or above this share of the address-space limit counts as "at the memory limit": the
+# rest of the address space is the runtime's own unresident mappings (a Python memory bomb under a
+# 512 MB limit peaks at ~498 MB RSS when its allocation fails).
+MEMORY_NEAR_LIMIT = 0.9
+
+
+def memory_evidence(out: Outcome, limits: Limits, lang) -> bool:
+    """The program's allocations failed (the runtime's out-of-memory message) or its peak RSS
+    reached the memory limit. Both are measurements of the program, not of the machine's speed."""
+    return _mentions(out, lang.memory_patterns) or out.max_rss_mb >= MEMORY_NEAR_LIMIT * limits.memory_mb
+
+
 def _resource_problem(out: Outcome, limits: Limits, sandbox: Sandbox, lang) -> str | None:
+    """Which limit stopped the program, if any. Memory is decided before time: filling the address
+    space costs CPU (page zeroing is system time), so on a slow machine a memory bomb can hit the
+    CPU limit or the wall clock first. A program stopped by a time limit while at the memory limit,
+    or after its allocations failed, is `memory_exceeded` on every machine."""
     sig = _signal_of(out, sandbox)
     if out.output_exceeded:
         return "output_limit"
+    if memory_evidence(out, limits, lang):
+        return "memory_exceeded"
     if out.wall_timeout or sig == signal.SIGXCPU or out.cpu_seconds >= limits.cpu_seconds:
         return "timeout"
     if sig == signal.SIGXFSZ:
         return "file size limit"
-    if _mentions(out, lang.memory_patterns) or out.max_rss_mb >= 0.9 * limits.memory_mb:
-        return "memory_exceeded"
     # A SIGKILL we did not send is the kernel enforcing the hard CPU limit (programs that ignore
     # or handle SIGXCPU — the Go runtime does — get it one second after the soft limit).
     if sig == signal.SIGKILL:
