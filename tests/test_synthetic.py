@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import queue
-import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
@@ -181,13 +180,23 @@ def test_write_suite_and_cli(tmp_path, suite):
 
 
 # ---------------------------------------------------------------------------------- benchmarks
-def test_benchmarks_are_registered_and_fast():
+def test_benchmarks_are_registered_and_cheap(monkeypatch):
+    """Cheap by construction, not by a clock: registering renders nothing, and all seven benchmarks
+    share one generation of the suite that renders only the held-out splits (never the train split)."""
+    import mftcoder_pp.synthetic.benchmark as synthetic_benchmark
+
+    calls = []
+    real = synthetic_benchmark.generate_suite
+    monkeypatch.setattr(synthetic_benchmark, "generate_suite",
+                        lambda *a, **kw: calls.append((a, kw)) or real(*a, **kw))
     names = {f"synthetic-{lang}" for lang in LANGUAGES} | {"synthetic-transfer"}
     assert names <= set(REGISTRY)
     default_suite.cache_clear()
-    start = time.monotonic()
-    tasks = {name: get_benchmark(name).tasks() for name in sorted(names)}
-    assert time.monotonic() - start < 3.0  # ~0.4 s on an idle core
+    benches = {name: get_benchmark(name) for name in sorted(names)}
+    assert calls == []  # a registry lookup generates nothing
+    tasks = {name: bench.tasks() for name, bench in benches.items()}
+    assert len(calls) == 1 and "train" not in calls[0][1]["splits"]
+    default_suite.cache_clear()  # later tests get the real function's suite
     suite = default_suite()
     for lang in LANGUAGES:
         bench_tasks = tasks[f"synthetic-{lang}"]
@@ -228,6 +237,8 @@ def sample(records, every: int) -> list:
     return records if ALL else records[::every]
 
 
+@pytest.mark.slow
+@pytest.mark.sandbox
 @pytest.mark.parametrize("split,every", [("test", 8), ("transfer", 13), ("train", 25)])
 def test_references_pass_in_all_six_languages(suite, split, every):
     records = [r for lang in LANGUAGES for r in sample(suite.records(split, lang), every)]
@@ -238,6 +249,8 @@ def test_references_pass_in_all_six_languages(suite, split, every):
     assert all(v.tests_passed == v.tests_total for v in verdicts)
 
 
+@pytest.mark.slow
+@pytest.mark.sandbox
 def test_wrong_parameter_body_fails_in_all_six_languages(suite):
     """The body of a sibling combination (same family, other parameter) compiles but fails."""
     records, wrong = [], []
@@ -256,6 +269,8 @@ def test_wrong_parameter_body_fails_in_all_six_languages(suite):
         assert v.status in ({"failed", "runtime_error"} if r.language == "go" else {"failed"}), (r.language, v.status)
 
 
+@pytest.mark.slow
+@pytest.mark.sandbox
 def test_transfer_benchmark_through_evaluate(tmp_path):
     """The harness end to end: references of a slice of synthetic-transfer, summarised per language."""
     bench = get_benchmark("synthetic-transfer")

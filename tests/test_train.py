@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -236,46 +235,51 @@ def test_resume_refuses_a_changed_config(tiny_workspace, base_model, tmp_path, c
 
 
 @pytest.mark.parametrize("loss", ["data_balanced", "coba"])
-def test_mftcoder_baseline_losses_run(tiny_workspace, base_model, tmp_path, loss):
+def test_mftcoder_baseline_losses_run(tiny_workspace, base_model, tmp_path, loss, capsys):
     out = tmp_path / loss
     cfg = train_config(tmp_path / "c.yaml", **_sft_sections(
         tiny_workspace, base_model, out, data={"dev_per_task": 2},
         mixing={"strategy": "plain", "loss": loss, "coba": {"eval_every": 2, "warmup_points": 2, "window": 3}},
         optim={"per_task": False, "lr": 1e-3, "max_steps": 6}))
-    assert main(["train", str(cfg), "--quiet"]) == 0
+    assert main(["train", str(cfg)]) == 0
     rows = _metrics(out)
     assert len(rows) == 6 and all(r["task"] is None for r in rows)
+    # stderr is not a terminal here: plain progress lines, the first step's and the last's.
+    lines = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("train: step")]
+    assert lines[0].startswith("train: step  1/6  loss ") and lines[-1].startswith("train: step  6/6  loss ")
+    assert "ETA" in lines[-1] and "\r" not in "".join(lines)
     if loss == "coba":
         assert abs(sum(rows[-1]["coba_weight"].values()) - 1) < 1e-6
 
 
 def test_kill_and_resume_reproduces_the_uninterrupted_run(tiny_workspace, base_model, tmp_path):
-    steps = 12
+    steps, kill_at = 12, 10
     ref = tmp_path / "ref"
     sections = _sft_sections(tiny_workspace, base_model, ref, optim={"max_steps": steps}, checkpoint_every=4)
     assert main(["train", str(train_config(tmp_path / "ref.yaml", **sections)), "--quiet"]) == 0
 
     out = tmp_path / "killed"
     cfg = train_config(tmp_path / "killed.yaml", **{**sections, "out": str(out)})
-    cmd = [sys.executable, "-m", "mftcoder_pp.cli", "train", str(cfg), "--quiet"]
+    # The run SIGKILLs itself right after logging step `kill_at` (steps 9-10 done, past the step-8
+    # checkpoint): deterministic, where killing from outside races the run's own speed.
+    script = (
+        "import os, signal, sys\n"
+        "from mftcoder_pp.train import logger\n"
+        "log = logger.TrainLogger.log\n"
+        "def log_then_die(self, record):\n"
+        "    log(self, record)\n"
+        f"    if record['step'] == {kill_at}:\n"
+        "        os.kill(os.getpid(), signal.SIGKILL)\n"
+        "logger.TrainLogger.log = log_then_die\n"
+        "from mftcoder_pp.cli import main\n"
+        f"sys.exit(main(['train', {str(cfg)!r}, '--quiet']))\n")
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 240
-        while time.monotonic() < deadline and proc.poll() is None:
-            metrics = out / "metrics.jsonl"
-            if latest_checkpoint(out) is not None and metrics.exists() and len(metrics.read_text().splitlines()) >= 6:
-                break
-            time.sleep(0.05)
-        assert proc.poll() is None, "the run finished before it could be killed"
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    proc = subprocess.run([sys.executable, "-c", script], env=env, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.PIPE, text=True, timeout=600)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
+    assert len((out / "metrics.jsonl").read_text().splitlines()) == kill_at
     assert not (out / "final").exists()
-    killed_at = int(latest_checkpoint(out).name.split("-")[1])
-    assert 4 <= killed_at < steps
+    assert int(latest_checkpoint(out).name.split("-")[1]) == 8
     assert main(["train", str(cfg), "--resume", "--quiet"]) == 0
     a, b = _metrics(ref), _metrics(out)
     assert [r["step"] for r in b] == list(range(1, steps + 1))
