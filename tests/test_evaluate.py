@@ -8,6 +8,8 @@ from mftcoder_pp.benchmarks import get_benchmark
 from mftcoder_pp.cli import main
 from mftcoder_pp.evaluate import evaluate, merge, read_results
 
+pytestmark = pytest.mark.sandbox
+
 HE = {t.task_id: t for t in get_benchmark("humaneval").tasks()}
 IDS = ["HumanEval/0", "HumanEval/1", "HumanEval/2", "HumanEval/3"]
 
@@ -43,6 +45,13 @@ def test_results_and_summary(tmp_path, samples):
     assert summary["settings"]["isolation"] in ("bwrap", "none")
     on_disk = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert on_disk["pass@k"] == summary["pass@k"]
+
+
+def test_progress_lines_when_not_a_terminal(tmp_path, samples, capsys):
+    assert main(["evaluate", "--benchmark", "humaneval", "--samples", samples, "--out", str(tmp_path / "o"),
+                 "--workers", "2"]) == 0
+    lines = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("evaluate: samples")]
+    assert lines[0].startswith("evaluate: samples  1/8") and lines[-1].startswith("evaluate: samples  8/8")
 
 
 def test_resume_continues_without_redoing(tmp_path, samples):

@@ -37,7 +37,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
                     max_new_tokens=args.max_new_tokens, batch_size=args.batch_size, limit=args.limit,
                     prompt_format=args.prompt_format, language_prefix=args.language_prefix, seed=args.seed,
                     dtype=args.dtype, num_shards=args.num_shards, shard_index=args.shard_index, device=args.device,
-                    progress=False if args.quiet else None)
+                    progress=not args.quiet)
     keys = ("benchmark", "num_tasks", "num_samples", "tokens_generated", "tokens_per_second", "finish_reasons")
     print(json.dumps({**{k: meta.get(k) for k in keys}, "samples": f"{args.out}/samples.jsonl"}, indent=2))
     return 0
@@ -176,7 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
     gn.add_argument("--device", default="auto", help="auto (cuda when available), cpu, cuda, cuda:1, ...")
     gn.add_argument("--num-shards", type=int, default=1)
     gn.add_argument("--shard-index", type=int, default=0)
-    gn.add_argument("--quiet", action="store_true", help="no progress bar (it is shown only on a terminal anyway)")
+    gn.add_argument("--quiet", action="store_true", help="no progress line")
     gn.set_defaults(func=cmd_generate)
 
     ex = sub.add_parser("experiment", help="baselines, MFTCoder++ and ablations over seeds -> a Table-1 report")

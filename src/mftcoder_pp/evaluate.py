@@ -13,7 +13,6 @@ import hashlib
 import json
 import os
 import queue
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
@@ -25,6 +24,7 @@ from .data.records import json_objects
 from .execution.judge import JudgeLimits, judge
 from .execution.languages import Toolchains
 from .execution.sandbox import Limits, Sandbox
+from .progress import Progress
 from .summary import codebleu_by_language, summarise
 
 
@@ -67,7 +67,8 @@ def reference_samples(benchmark: Benchmark) -> list[Sample]:
 def evaluate(benchmark: str, out: str, samples: str | None = None, references: bool = False,
              k: tuple[int, ...] = (1, 10, 100), workers: int | None = None, num_shards: int = 1,
              shard_index: int = 0, isolation: str = "auto", timeout: float = 10.0, memory_mb: int = 2048,
-             python: str | None = None, progress: bool = True, python_fork_server: bool = True) -> dict:
+             python: str | None = None, progress: bool = True, python_fork_server: bool = True,
+             label: str = "evaluate") -> dict:
     """Evaluate samples (or the references) of `benchmark`; returns the summary written to out/summary.json."""
     if references == (samples is not None):
         raise EvaluationError("give exactly one of --samples FILE or --references")
@@ -109,6 +110,7 @@ def evaluate(benchmark: str, out: str, samples: str | None = None, references: b
                 **verdict.to_dict(), "known_issue": known.get(sample.task_id)}
 
     start = time.monotonic()
+    bar = Progress(f"{label}: samples", len(pending), enabled=progress)
     # CodeBLEU needs no execution result: compute it (in a child process) while the programs run.
     background = ThreadPoolExecutor(1)
     codebleu = background.submit(codebleu_by_language, mine, tasks)
@@ -118,14 +120,12 @@ def evaluate(benchmark: str, out: str, samples: str | None = None, references: b
             for n, fut in enumerate(as_completed(futures), 1):
                 fh.write(json.dumps(fut.result()) + "\n")
                 fh.flush()
-                if progress:
-                    _progress(n, len(pending), start)
+                bar.update(n, **{"per s": round(n / max(time.monotonic() - start, 1e-9), 1)})
     finally:
         for sb in sandboxes:
             sb.close()
         background.shutdown(wait=False, cancel_futures=True)
-    if progress and pending:
-        print(file=sys.stderr)
+    bar.close()
     results = read_results(outdir / "results.jsonl")
     summary = summarise(bench, results, tasks, all_samples, k, run=run, settings=settings,
                         generation=_generation_settings(samples), codebleu=codebleu.result())
@@ -217,10 +217,3 @@ def _write_json(path: Path, obj: dict) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_text(json.dumps(obj, indent=2, sort_keys=False) + "\n")
     os.replace(tmp, path)
-
-
-def _progress(n: int, total: int, start: float) -> None:
-    elapsed = time.monotonic() - start
-    eta = elapsed / n * (total - n)
-    sys.stderr.write(f"\r  evaluated {n}/{total}  {n / max(elapsed, 1e-9):.1f}/s  ETA {eta:.0f}s   ")
-    sys.stderr.flush()

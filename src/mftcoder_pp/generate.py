@@ -31,6 +31,7 @@ from .generation.batching import plan_batches
 from .generation.prompts import (PREFIX_MODES, PROMPT_FORMATS, build_prompt, rejoin, resolve_language_prefix,
                                  split_trailing_space)
 from .generation.stops import stop_rule
+from .progress import Progress
 
 DTYPES = ("float32", "bfloat16", "float16")
 SAMPLES_NAME = "samples.jsonl"
@@ -92,7 +93,8 @@ def generate(model: str, benchmark: str, out: str, n: int = 1, temperature: floa
              max_new_tokens: int = 256, batch_size: int = 16, limit: int | None = None,
              prompt_format: str = "instruct", language_prefix: str = "auto", seed: int = 0,
              dtype: str = "float32", num_shards: int = 1, shard_index: int = 0, device: str = "auto",
-             attn_implementation: str = "sdpa", progress: bool | None = None, spread: bool = False) -> dict:
+             attn_implementation: str = "sdpa", progress: bool = True, spread: bool = False,
+             label: str = "generate") -> dict:
     """Generate n completions per task of `benchmark` into out/samples.jsonl; returns the metadata
     written to out/samples.jsonl.meta.json."""
     validate(n, temperature, top_p, max_new_tokens, batch_size, limit, prompt_format, language_prefix, dtype,
@@ -102,8 +104,6 @@ def generate(model: str, benchmark: str, out: str, n: int = 1, temperature: floa
     tasks = select_tasks(bench.tasks(), limit, num_shards, shard_index, spread)
     if not tasks:
         raise GenerationError(f"no tasks in shard {shard_index} of {num_shards} of {bench.name}")
-    if progress is None:
-        progress = sys.stderr.isatty()
 
     import torch
     import transformers
@@ -112,7 +112,7 @@ def generate(model: str, benchmark: str, out: str, n: int = 1, temperature: floa
     from .model.load import hf_progress_bars, load_for_inference
 
     dev = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
-    with hf_progress_bars(progress):
+    with hf_progress_bars(progress and sys.stderr.isatty()):
         mdl, tok = load_for_inference(model, dtype=getattr(torch, dtype), attn_implementation=attn_implementation)
     try:
         mdl.to(dev)
@@ -163,6 +163,7 @@ def generate(model: str, benchmark: str, out: str, n: int = 1, temperature: floa
     buffered: dict[str, list[dict]] = {}
     start = time.monotonic()
     tokens = finished_tasks = 0
+    bar = Progress(f"{label}: tasks", len(pending), enabled=progress)
     try:
         with open(samples_path, "a", encoding="utf-8") as fh:
             for batch in batches:
@@ -183,11 +184,9 @@ def generate(model: str, benchmark: str, out: str, n: int = 1, temperature: floa
                             fh.write(json.dumps(row) + "\n")
                         fh.flush()
                         finished_tasks += 1
-                if progress:
-                    _progress(finished_tasks, len(pending), tokens, start)
+                bar.update(finished_tasks, **{"tok/s": round(tokens / max(time.monotonic() - start, 1e-9))})
     finally:
-        if progress and pending:
-            print(file=sys.stderr)
+        bar.close()
         meta["generation_seconds"] = round(meta["generation_seconds"] + time.monotonic() - start, 3)
         _write_json(meta_path, {**meta, **_token_stats(samples_path, meta["generation_seconds"])})
     _rewrite_in_order(samples_path, [t.task_id for t in tasks])
@@ -306,10 +305,3 @@ def _write_json(path: Path, obj: dict) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_text(json.dumps(obj, indent=2) + "\n")
     os.replace(tmp, path)
-
-
-def _progress(done: int, total: int, tokens: int, start: float) -> None:
-    elapsed = time.monotonic() - start
-    eta = elapsed / done * (total - done) if done else float("nan")
-    sys.stderr.write(f"\r  generated {done}/{total} tasks  {tokens / max(elapsed, 1e-9):.0f} tok/s  ETA {eta:.0f}s   ")
-    sys.stderr.flush()

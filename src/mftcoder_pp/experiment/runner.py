@@ -74,7 +74,7 @@ def run_experiment(config_path: str, out: str | None = None, progress: bool = Tr
     pre_out = root / "pretrain"
     pre_cfg = train_config(cfg.pretrain, {**common, "out": str(pre_out), "model.tokenizer": tok_dir},
                            f"{cfg.pretrain} (pretrain)")
-    _train_cached(pre_cfg, say, "pretrain")
+    _train_cached(pre_cfg, say, "pretrain", progress)
     base = pre_out / "final"
 
     # Rows x seeds: train (cached), then generate + execute per benchmark (cached).
@@ -85,7 +85,7 @@ def run_experiment(config_path: str, out: str | None = None, progress: bool = Tr
         if row.kind == "sft":
             over = {**common, **row.set, "out": str(run_dir / "train"), "seed": seed, "model.path": str(base)}
             tcfg = train_config(cfg.sft, over, f"{config_path}: rows[{cfg.rows.index(row)}]")
-            _train_cached(tcfg, say, f"[{i}/{len(runs)}] {row.name} seed {seed}")
+            _train_cached(tcfg, say, f"[{i}/{len(runs)}] {row.name} seed {seed}", progress)
             model_dir, prompt_format = run_dir / "train" / "final", "instruct"
         else:
             model_dir, prompt_format = base, "completion"
@@ -93,7 +93,7 @@ def run_experiment(config_path: str, out: str | None = None, progress: bool = Tr
             if spec.seeds == "first" and seed != cfg.seeds[0]:
                 continue
             got = _evaluate_cached(cfg, spec, model_dir, prompt_format, run_dir / "eval" / spec.name, seed, say,
-                                   f"[{i}/{len(runs)}] {row.name} seed {seed} {spec.name}")
+                                   f"[{i}/{len(runs)}] {row.name} seed {seed} {spec.name}", progress)
             results["rows"].setdefault(row.name, {}).setdefault(spec.name, {})[str(seed)] = got
     results["wall_seconds"] = round(time.monotonic() - start, 1)
     (root / "results.json").write_text(json.dumps(results, indent=1))
@@ -104,18 +104,18 @@ def run_experiment(config_path: str, out: str | None = None, progress: bool = Tr
     return {"out": str(root), "report": str(report), "wall_seconds": results["wall_seconds"]}
 
 
-def _train_cached(tcfg: TrainConfig, say, label: str) -> None:
+def _train_cached(tcfg: TrainConfig, say, label: str, progress: bool) -> None:
     out = Path(tcfg.out)
     if (out / "train_summary.json").exists():
         say(f"{label}: trained (cached)")
         return
     resume = (out / "checkpoints" / "latest").exists()
     say(f"{label}: {'resuming' if resume else 'training'} {tcfg.optim.max_steps} steps")
-    train_run(tcfg, resume=resume, progress=False)
+    train_run(tcfg, resume=resume, progress=progress, label=f"  {label}")
 
 
 def _evaluate_cached(cfg: ExperimentConfig, spec: BenchmarkSpec, model_dir: Path, prompt_format: str, out: Path,
-                     seed: int, say, label: str) -> dict:
+                     seed: int, say, label: str, progress: bool) -> dict:
     ev = cfg.evaluation
     max_new = spec.max_new_tokens or ev.max_new_tokens
     modes = [("greedy", 1, 0.0, spec.limit)]
@@ -129,10 +129,11 @@ def _evaluate_cached(cfg: ExperimentConfig, spec: BenchmarkSpec, model_dir: Path
             say(f"{label}: {mode} n={n}")
             generate(str(model_dir), spec.name, str(d), n=n, temperature=temperature, top_p=spec.top_p,
                      max_new_tokens=max_new, batch_size=ev.batch_size, limit=limit,
-                     prompt_format=prompt_format, seed=seed, progress=False, spread=True)
+                     prompt_format=prompt_format, seed=seed, progress=progress, spread=True,
+                     label=f"  {label} {mode}")
             ks = (1, 10) if n >= 10 else (1,)
             evaluate(spec.name, str(d / "eval"), samples=str(d / "samples.jsonl"), k=ks, workers=ev.workers,
-                     timeout=ev.timeout, progress=False)
+                     timeout=ev.timeout, progress=progress, label=f"  {label} {mode}")
         found[mode] = metrics_of(json.loads(summary_file.read_text()))
     return found
 

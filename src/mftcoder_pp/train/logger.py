@@ -1,5 +1,5 @@
 """Training logs: `metrics.jsonl` (one JSON object per logged step), TensorBoard scalars, and a
-progress line with ETA on a terminal.
+progress line with ETA (rewritten on a terminal, a plain line every ~15 s elsewhere: progress.py).
 
 On resume, lines past the checkpoint's step are dropped from metrics.jsonl and TensorBoard is told
 to purge them, so both read like one uninterrupted run.
@@ -8,18 +8,17 @@ to purge them, so both read like one uninterrupted run.
 from __future__ import annotations
 
 import json
-import sys
-import time
 from pathlib import Path
+
+from ..progress import Progress
 
 
 class TrainLogger:
     def __init__(self, out: Path, enabled: bool, tensorboard: bool, total_steps: int, resume_step: int = 0,
-                 progress: bool = True):
+                 progress: bool = True, label: str = "train"):
         self.enabled, self.total = enabled, total_steps
         self.path = out / "metrics.jsonl"
-        self.progress = progress and enabled and sys.stderr.isatty()
-        self.start, self.start_step = time.monotonic(), resume_step
+        self.progress = Progress(f"{label}: step", total_steps, enabled=progress and enabled, start_done=resume_step)
         self.writer = None
         if not enabled:
             return
@@ -42,19 +41,15 @@ class TrainLogger:
             for key, value in _flatten(record):
                 if key != "step" and isinstance(value, (int, float)) and not isinstance(value, bool):
                     self.writer.add_scalar(key, value, record["step"])
-        if self.progress:
-            done = record["step"] - self.start_step
-            elapsed = time.monotonic() - self.start
-            eta = elapsed / max(done, 1) * (self.total - record["step"])
-            sys.stderr.write(f"\rstep {record['step']}/{self.total}  loss {record['loss']:.4f}  "
-                             f"{record.get('tokens_per_s', 0):.0f} tok/s  ETA {eta:5.0f}s ")
-            sys.stderr.flush()
+
+    def step(self, step: int, loss: float, tokens_per_s: float | None = None) -> None:
+        """After every optimizer step (not only logged ones): the progress line."""
+        self.progress.update(step, loss=loss, **{"tok/s": round(tokens_per_s) if tokens_per_s else None})
 
     def close(self) -> None:
         if self.writer is not None:
             self.writer.close()
-        if self.progress:
-            sys.stderr.write("\n")
+        self.progress.close()
 
 
 def _flatten(record: dict, prefix: str = ""):

@@ -44,14 +44,18 @@ def train(config_path: str, resume: bool = False, overrides: dict | None = None,
     return run(cfg, resume=resume, config_path=config_path, progress=progress)
 
 
-def run(cfg: TrainConfig, resume: bool = False, config_path: str | None = None, progress: bool = True) -> dict:
+def run(cfg: TrainConfig, resume: bool = False, config_path: str | None = None, progress: bool = True,
+        label: str = "train") -> dict:
+    """`progress`: a progress line (see progress.py); `label` names the stage in it."""
+    import sys
+
     from ..model.load import hf_progress_bars
 
-    with hf_progress_bars(progress):
-        return _run(cfg, resume, config_path, progress)
+    with hf_progress_bars(progress and sys.stderr.isatty()):
+        return _run(cfg, resume, config_path, progress, label)
 
 
-def _run(cfg: TrainConfig, resume: bool, config_path: str | None, progress: bool) -> dict:
+def _run(cfg: TrainConfig, resume: bool, config_path: str | None, progress: bool, label: str) -> dict:
     from accelerate import Accelerator
     from accelerate.utils import set_seed
 
@@ -122,12 +126,13 @@ def _run(cfg: TrainConfig, resume: bool, config_path: str | None, progress: bool
             {"config": asdict(cfg), "config_path": config_path, "mftcoder_pp": __version__, "tasks": corpus.tasks,
              "data": corpus.stats, "adapter": describe(adapter_report), "rates": rates,
              "phases": [asdict(p) for p in phases], "processes": acc.num_processes}, indent=1))
-    logger = TrainLogger(out, main, cfg.tensorboard, oc.max_steps, start_step, progress)
+    logger = TrainLogger(out, main, cfg.tensorboard, oc.max_steps, start_step, progress, label)
     world, rank, accum = acc.num_processes, acc.process_index, oc.grad_accum
     micro = micro_size(cfg, acc)
     K = len(corpus.tasks)
     collate = collate_fn(cfg, tokenizer.pad_token_id)
     t_last, tok_last = time.monotonic(), tokens_seen
+    t_start, tok_start = t_last, tokens_seen
 
     stopper = EarlyStopper(cfg.early_stopping, out, cfg.adapter.kind, history)
     model.train()
@@ -180,6 +185,8 @@ def _run(cfg: TrainConfig, resume: bool, config_path: str | None, progress: bool
         terms.update(objective.after_step(step, acc, correct / tok.clamp(min=1), tok > 0))
         tokens_seen += int(tok.sum())
         done = step + 1
+        logger.step(done, float(loss_sum.sum() / tok.sum().clamp(min=1)),
+                    (tokens_seen - tok_start) / max(time.monotonic() - t_start, 1e-9))
 
         dev = None  # early stopping: pass@1 on the dev benchmark (main process measures, all agree)
         if stopper.due(done):
