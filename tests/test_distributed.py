@@ -25,6 +25,8 @@ from safetensors.torch import load_file
 from conftest import TINY, train_config
 from mftcoder_pp.cli import main
 
+pytestmark = [pytest.mark.slow]
+
 REPO = Path(__file__).resolve().parents[1]
 LAUNCH_CONFIG = REPO / "configs" / "accelerate" / "cpu_ddp_2proc.yaml"
 RTOL = 1e-4

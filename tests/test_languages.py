@@ -9,6 +9,8 @@ import pytest
 from mftcoder_pp.execution.languages import LANGUAGES, Toolchains, get_language
 from mftcoder_pp.execution.sandbox import Limits, Sandbox
 
+pytestmark = pytest.mark.sandbox
+
 SOURCE_NAMES = {"python": "main.py", "cpp": "main.cpp", "java": "Main.java", "javascript": "main.js",
                 "go": "main.go", "rust": "main.rs"}
 

@@ -6,7 +6,8 @@ from mftcoder_pp.execution.judge import JudgeLimits, judge
 from mftcoder_pp.execution.languages import Toolchains
 from mftcoder_pp.execution.sandbox import Limits, Sandbox
 
-pytestmark = pytest.mark.skipif(Sandbox().isolation != "bwrap", reason="the fork server needs bubblewrap")
+pytestmark = [pytest.mark.sandbox,
+              pytest.mark.skipif(Sandbox().isolation != "bwrap", reason="the fork server needs bubblewrap")]
 LIMITS = Limits(cpu_seconds=2, wall_seconds=5)
 
 

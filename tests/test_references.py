@@ -12,6 +12,8 @@ import pytest
 from mftcoder_pp.benchmarks import KNOWN_ISSUES, REGISTRY, get_benchmark
 from mftcoder_pp.evaluate import evaluate, read_results
 
+pytestmark = [pytest.mark.slow, pytest.mark.sandbox]
+
 ALL = os.environ.get("MFTPP_ALL_REFERENCES") == "1"
 # What a known-issue reference does here (Go/95 is flaky, so either outcome is accepted).
 EXPECTED_KNOWN = {
