@@ -9,13 +9,13 @@ import pytest
 
 
 def write_prepared(out: Path, per_task: int = 24, languages=("python", "rust", "go")) -> Path:
-    """Canonical records of the synthetic suite's train split, one JSONL file per task, like `mftpp prepare`."""
+    """Canonical records of the synthetic suite's pretraining pool, one JSONL file per task, like `mftpp prepare`."""
     from mftcoder_pp.synthetic.suite import generate_suite
 
     out.mkdir(parents=True, exist_ok=True)
-    suite = generate_suite(0, splits=("train",))
+    suite = generate_suite(0, splits=("pretrain",))
     for lang in languages:
-        recs = suite.records("train", lang)[:per_task]
+        recs = suite.records("pretrain", lang)[:per_task]
         with (out / f"synthesis-{lang}.jsonl").open("w") as f:
             for i, r in enumerate(recs):
                 r.meta["prompt_variant"] = i % 2

@@ -9,8 +9,8 @@ from mftcoder_pp.benchmarks.mbpp import entry_point_of
 EXPECTED = {"humaneval": 164, "mbpp": 500, "mbpp-sanitized": 257,
             **{f"humaneval-x-{c}": 164 for c in ("python", "cpp", "java", "js", "go", "rust")},
             **{f"humanevalpack-{c}": 164 for c in ("python", "cpp", "java", "js", "go", "rust")},
-            **{f"synthetic-{c}": 66 for c in ("python", "cpp", "java", "javascript", "go", "rust")},
-            "synthetic-transfer": 200}
+            **{f"synthetic-{c}": 59 for c in ("python", "cpp", "java", "javascript", "go", "rust")},
+            "synthetic-transfer": 373, "synthetic-transfer-dev": 93, "synthetic-transfer-family": 180}
 
 
 def test_registry_names():

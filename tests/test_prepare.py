@@ -144,12 +144,12 @@ def test_synthetic_source_is_not_matched_against_its_own_held_out_splits(tmp_pat
     from mftcoder_pp.benchmarks import REGISTRY
 
     benches = [b for b in ("synthetic-python", "synthetic-transfer") if b in REGISTRY] + ["humaneval"]
-    cfg = write_config(tmp_path, f"sources: [{{format: synthetic, limit: 200}}]\nfigures: false\n"
+    cfg = write_config(tmp_path, f"sources: [{{format: synthetic, split: sft, limit: 200}}]\nfigures: false\n"
                                  f"decontamination: {{benchmarks: {benches}}}\n")
     report = prepare(str(cfg), out=str(tmp_path / "out"))
     assert report["steps"][0]["total"] == 200
     assert "contaminated" not in report["rejected"]
-    assert report["decontamination"]["not_matched"].get("synthetic", []) == [b for b in benches if b != "humaneval"]
+    assert report["decontamination"]["not_matched"].get("synthetic-sft", []) == [b for b in benches if b != "humaneval"]
 
 
 def test_shipped_configs_load():
@@ -166,6 +166,7 @@ def test_demo_config_runs(tmp_path):
     sources = {s["name"]: s for s in report["sources"]}
     assert sources["mbpp-train"]["read"] == 374 and sources["oasst"]["read"] == 151
     assert sources["oasst"]["rejected_on_read"] > 0  # general chat without code: "unknown language"
-    assert report["outputs"]["synthesis-python.jsonl"] > 300
+    # MBPP in its own task (whole programs), the synthetic SFT pool's python in synthesis/python
+    assert report["outputs"]["program-python.jsonl"] > 300 and report["outputs"]["synthesis-python.jsonl"] > 150
     assert report["rejected"]["contaminated"]["count"] > 0  # MBPP's train split repeats some test problems
     assert len(report["decontamination"]["benchmarks"]) > 10  # every registered benchmark

@@ -80,7 +80,7 @@ def test_mbpp_splits(split_name):
     ids = [r.meta["mbpp_task_id"] for r in records]
     assert ids == list(MBPP_SPLITS[split_name])
     r = records[0]
-    assert r.language == "python" and r.task == "synthesis" and r.entry_point
+    assert r.language == "python" and r.task == "program" and r.entry_point
     assert r.input.startswith("assert ") and f"def {r.entry_point}" in r.output
     assert "def mbpp_check__(candidate):" in r.tests  # the evaluation harness's own form
 

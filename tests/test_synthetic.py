@@ -23,12 +23,12 @@ from mftcoder_pp.evaluate import evaluate, read_results
 from mftcoder_pp.execution.judge import judge
 from mftcoder_pp.execution.languages import Toolchains, get_language
 from mftcoder_pp.execution.sandbox import Sandbox
-from mftcoder_pp.synthetic import FAMILIES, LANGUAGES, TRAIN_FRACTIONS, generate_suite, write_suite
+from mftcoder_pp.synthetic import FAMILIES, LANGUAGES, SPLITS, generate_suite, write_suite
 from mftcoder_pp.synthetic.__main__ import main as synthetic_main
-from mftcoder_pp.synthetic.benchmark import default_suite
+from mftcoder_pp.synthetic.benchmark import TRANSFER_SPLITS, default_suite
 from mftcoder_pp.synthetic.cases import _expected, select_cases
 from mftcoder_pp.synthetic.ir import INT, LIST_INT, Decl, Each, Return, Set, Var, check_body, lift
-from mftcoder_pp.synthetic.suite import SuiteSettings, _rng
+from mftcoder_pp.synthetic.suite import TRAINING_SPLITS, SuiteSettings, _rng, heldout_families
 
 ALL = os.environ.get("MFTPP_ALL_SYNTHETIC") == "1"
 WORKERS = 2
@@ -104,51 +104,72 @@ def test_records_are_valid_canonical_rows(suite):
     assert len(ids) == sum(len(v) for v in suite.splits.values())
 
 
-def test_test_split_is_held_out_of_every_training_split(suite):
+def test_test_split_is_held_out_of_all_training_data(suite):
     test_keys = suite.keys("test", "python")
     assert test_keys and all(suite.keys("test", lang) == test_keys for lang in LANGUAGES)
     for lang in LANGUAGES:
-        assert not test_keys & suite.keys("train", lang), lang
-    # every family with several combinations contributes to the test split
-    assert {k.split("/")[0] for k in test_keys} == set(FAMILIES)
+        for split in TRAINING_SPLITS:
+            assert not test_keys & suite.keys(split, lang), (split, lang)
+    # every family except the held-out ones contributes to the test split
+    held = set(heldout_families(suite.settings))
+    assert {k.split("/")[0] for k in test_keys} == set(FAMILIES) - held
 
 
-def test_transfer_is_seen_in_python_but_not_in_the_language(suite):
-    python_train = suite.keys("train", "python")
-    assert not suite.records("transfer", "python")
-    for lang in LANGUAGES[1:]:
-        transfer = suite.keys("transfer", lang)
-        assert len(transfer) == SuiteSettings().transfer_per_language, lang
-        assert transfer <= python_train, lang
-        assert not transfer & suite.keys("train", lang), lang
+def test_pretraining_pool_is_every_language_and_disjoint_from_sft(suite):
+    pool = suite.keys("pretrain", "python")
+    assert all(suite.keys("pretrain", lang) == pool for lang in LANGUAGES)
+    held = set(heldout_families(suite.settings))
+    assert {k.split("/")[0] for k in pool} == set(FAMILIES) - held  # every family's shape, in every language
+    for lang in LANGUAGES:
+        assert not pool & suite.keys("sft", lang), lang
 
 
-def test_training_is_imbalanced_python_first_rust_last(suite):
-    counts = [len(suite.records("train", lang)) for lang in LANGUAGES]
+def test_transfer_is_in_python_sft_and_in_no_data_of_the_language(suite):
+    python_sft = suite.keys("sft", "python")
+    everything_pretrained = suite.keys("pretrain", "python")
+    for split in ("transfer", "transfer-dev", "transfer-family"):
+        assert not suite.records(split, "python")
+        for lang in LANGUAGES[1:]:
+            keys = suite.keys(split, lang)
+            assert keys and keys <= python_sft, (split, lang)
+            assert not keys & suite.keys("sft", lang) and not keys & everything_pretrained, (split, lang)
+    for lang in LANGUAGES[1:]:  # dev and test never share a task; family transfer is its own split
+        assert not suite.keys("transfer", lang) & suite.keys("transfer-dev", lang)
+        assert not suite.keys("transfer-family", lang) & (suite.keys("transfer", lang) | suite.keys("transfer-dev", lang))
+    assert sum(len(suite.records("transfer", lang)) for lang in LANGUAGES) >= 250  # enough to resolve 5 points
+
+
+def test_heldout_families_are_whole_and_python_only(suite):
+    held = set(heldout_families(suite.settings))
+    assert len(held) == SuiteSettings().heldout_families
+    for lang in LANGUAGES:
+        fams = {k.split("/")[0] for split in ("pretrain", "sft", "test") for k in suite.keys(split, lang)}
+        assert (held <= fams) == (lang == "python") and not (held & fams and lang != "python"), lang
+    family_keys = {p.key for name in held for p in FAMILIES[name].problems}
+    assert suite.keys("transfer-family", "rust") == family_keys
+
+
+def test_sft_is_imbalanced_python_first_rust_last(suite):
+    counts = [len(suite.records("sft", lang)) for lang in LANGUAGES]
     assert list(LANGUAGES) == ["python", "javascript", "java", "cpp", "go", "rust"]
     assert counts == sorted(counts, reverse=True) and len(set(counts)) == len(counts), counts
-    # python trains on every non-test combination; the others on nested subsets
-    all_keys = {p.key for f in FAMILIES.values() for p in f.problems}
-    assert suite.keys("train", "python") == all_keys - suite.keys("test", "python")
     for high, low in zip(LANGUAGES, LANGUAGES[1:]):
-        assert suite.keys("train", low) <= suite.keys("train", high)
-    share = counts[-1] / counts[0]
-    assert TRAIN_FRACTIONS["rust"] - 0.05 <= share <= TRAIN_FRACTIONS["rust"] + 0.10, share
+        assert suite.keys("sft", low) <= suite.keys("sft", high)
+    assert counts[-1] / counts[0] < 0.2, counts
 
 
-def test_size_knob_shrinks_training_without_moving_the_test_split(suite):
-    small = generate_suite(0, max_train_per_family=2)
-    assert small.keys("test", "python") == suite.keys("test", "python")
-    for lang in LANGUAGES:
-        assert small.keys("train", lang) <= suite.keys("train", lang)
-    assert len(small.records("train", "python")) < len(suite.records("train", "python"))
-    with pytest.raises(ValueError, match="train_fractions"):
-        SuiteSettings(train_fractions=(("python", 1.0),))
+def test_settings_are_validated():
+    with pytest.raises(ValueError, match="sft_fractions"):
+        SuiteSettings(sft_fractions=(("python", 1.0),))
+    with pytest.raises(ValueError, match="pretrain_fraction"):
+        SuiteSettings(pretrain_fraction=1.0)
+    with pytest.raises(ValueError, match="heldout_families"):
+        SuiteSettings(heldout_families=len(FAMILIES))
 
 
 def test_reference_bodies_survive_the_stop_sequences(suite):
     """Cutting a reference at the language's first stop sequence keeps all of it."""
-    for r in suite.splits["train"] + suite.splits["test"]:
+    for r in suite.splits["sft"] + suite.splits["pretrain"] + suite.splits["test"]:
         for stop in get_language(r.language).stop_sequences:
             at = r.output.find(stop)
             assert at == -1 or at + len(stop) == len(r.output), (r.id, stop)
@@ -156,7 +177,7 @@ def test_reference_bodies_survive_the_stop_sequences(suite):
 
 def test_python_references_pass_in_process(suite):
     """Quick check of every combination (the sandbox checks below are the real ones)."""
-    for split in ("train", "test"):
+    for split in ("pretrain", "sft", "test"):
         for r in suite.records(split, "python"):
             namespace: dict = {}
             exec(r.input + r.output + "\n" + r.tests.replace(f"check({r.entry_point})", ""), namespace)
@@ -166,7 +187,7 @@ def test_python_references_pass_in_process(suite):
 def test_write_suite_and_cli(tmp_path, suite):
     counts = write_suite(suite, tmp_path / "suite")
     assert counts == suite.counts()
-    for split in ("train", "test", "transfer"):
+    for split in SPLITS:
         for lang in LANGUAGES:
             lines = (tmp_path / "suite" / split / f"{lang}.jsonl").read_text().splitlines()
             assert len(lines) == counts[split][lang]
@@ -176,7 +197,8 @@ def test_write_suite_and_cli(tmp_path, suite):
                 assert asdict(from_row(row)) == row
     manifest = json.loads((tmp_path / "suite" / "manifest.json").read_text())
     assert manifest["settings"]["seed"] == 0 and manifest["families"] == len(FAMILIES)
-    assert synthetic_main([str(tmp_path / "cli"), "--max-train-per-family", "1"])["test"] == counts["test"]
+    assert manifest["heldout_families"] == list(heldout_families(suite.settings))
+    assert synthetic_main([str(tmp_path / "cli"), "--heldout-families", "0"])["transfer-family"]["rust"] == 0
 
 
 # ---------------------------------------------------------------------------------- benchmarks
@@ -189,22 +211,23 @@ def test_benchmarks_are_registered_and_cheap(monkeypatch):
     real = synthetic_benchmark.generate_suite
     monkeypatch.setattr(synthetic_benchmark, "generate_suite",
                         lambda *a, **kw: calls.append((a, kw)) or real(*a, **kw))
-    names = {f"synthetic-{lang}" for lang in LANGUAGES} | {"synthetic-transfer"}
+    names = {f"synthetic-{lang}" for lang in LANGUAGES} | set(TRANSFER_SPLITS)
     assert names <= set(REGISTRY)
     default_suite.cache_clear()
     benches = {name: get_benchmark(name) for name in sorted(names)}
     assert calls == []  # a registry lookup generates nothing
     tasks = {name: bench.tasks() for name, bench in benches.items()}
-    assert len(calls) == 1 and "train" not in calls[0][1]["splits"]
+    assert len(calls) == 1 and not set(TRAINING_SPLITS) & set(calls[0][1]["splits"])
     default_suite.cache_clear()  # later tests get the real function's suite
     suite = default_suite()
     for lang in LANGUAGES:
         bench_tasks = tasks[f"synthetic-{lang}"]
         assert len(bench_tasks) == len(suite.records("test", lang)) > 0
         assert {t.language for t in bench_tasks} == {lang}
-    transfer = tasks["synthetic-transfer"]
-    assert Counter(t.language for t in transfer) == Counter(r.language for r in suite.records("transfer"))
-    assert len({t.task_id for t in transfer}) == len(transfer)
+    for name, split in TRANSFER_SPLITS.items():
+        transfer = tasks[name]
+        assert Counter(t.language for t in transfer) == Counter(r.language for r in suite.records(split))
+        assert len({t.task_id for t in transfer}) == len(transfer)
     bench = get_benchmark("synthetic-go")
     task = bench.tasks()[0]
     assert bench.completion_is_full_program is False
@@ -239,13 +262,14 @@ def sample(records, every: int) -> list:
 
 @pytest.mark.slow
 @pytest.mark.sandbox
-@pytest.mark.parametrize("split,every", [("test", 8), ("transfer", 13), ("train", 25)])
+@pytest.mark.parametrize("split,every", [("test", 8), ("transfer", 13), ("transfer-dev", 20),
+                                         ("transfer-family", 20), ("pretrain", 20), ("sft", 20)])
 def test_references_pass_in_all_six_languages(suite, split, every):
     records = [r for lang in LANGUAGES for r in sample(suite.records(split, lang), every)]
     verdicts = judge_all(records)
     failures = [(r.id, v.status, v.detail, v.stderr[-300:]) for r, v in zip(records, verdicts) if not v.passed]
     assert not failures, failures
-    assert {r.language for r in records} == set(LANGUAGES) - ({"python"} if split == "transfer" else set())
+    assert {r.language for r in records} == set(LANGUAGES) - ({"python"} if split.startswith("transfer") else set())
     assert all(v.tests_passed == v.tests_total for v in verdicts)
 
 
@@ -255,7 +279,7 @@ def test_wrong_parameter_body_fails_in_all_six_languages(suite):
     """The body of a sibling combination (same family, other parameter) compiles but fails."""
     records, wrong = [], []
     by_key = {}
-    for r in suite.splits["train"]:
+    for r in suite.splits["pretrain"]:
         by_key.setdefault((r.language, r.meta["family"]), []).append(r)
     for lang in LANGUAGES:
         siblings = by_key[(lang, "sum_where")]

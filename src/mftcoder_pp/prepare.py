@@ -47,6 +47,9 @@ MBPP_DISPLAY = "package:benchmarks/data/mbpp/mbpp.jsonl.gz"
 STEPS = ("read", "syntax", "normalise", "anonymise", "exact_dedup", "near_dedup", "decontaminate")
 
 
+SPLITS_OF = {"mbpp": ("train", "validation"), "synthetic": ("pretrain", "sft")}
+
+
 class PrepareError(ValueError):
     """Bad input in strict mode; the message starts with file:line."""
 
@@ -59,7 +62,9 @@ class SourceConfig:
     language: str = "detect"  # one of the six (or an alias), or "detect": the row's `language` field, else detected
     fields: dict[str, str] = field(default_factory=dict)  # schema key -> key in this source, e.g. {output: answer}
     name: str | None = None  # id prefix and report label (default: the file name without extensions)
-    split: Literal["train", "validation"] = "train"  # MBPP only: task ids 601-974 / 511-600
+    # MBPP: train (task ids 601-974, the default) or validation (511-600); synthetic: pretrain (the pool
+    # rendered in all six languages) or sft (the imbalanced pool) — required, the two feed different stages
+    split: str | None = None
     limit: int | None = None  # read at most this many rows
 
     def __post_init__(self):
@@ -71,13 +76,18 @@ class SourceConfig:
             get_language(self.language)
         if self.limit is not None and self.limit < 1:
             raise ValueError(f"limit must be >= 1, got {self.limit}")
+        allowed = SPLITS_OF.get(self.format)
+        if allowed is None and self.split is not None:
+            raise ValueError(f"split: only mbpp and synthetic sources have splits, not {self.format!r}")
+        if allowed is not None and self.split not in allowed and not (self.format == "mbpp" and self.split is None):
+            raise ValueError(f"split: a {self.format} source needs split {' or '.join(allowed)}, got {self.split!r}")
 
     @property
     def label(self) -> str:
         if self.name:
             return self.name
         if self.format in ("mbpp", "synthetic") and not self.path:
-            return f"mbpp-{self.split}" if self.format == "mbpp" else "synthetic"
+            return f"mbpp-{self.split or 'train'}" if self.format == "mbpp" else f"synthetic-{self.split}"
         base = Path(self.path.removeprefix(PACKAGE_PREFIX)).name
         return base.split(".")[0]
 
@@ -259,7 +269,7 @@ def run_prepare(cfg: PrepareConfig, out: str, base_dir: Path = Path("."), strict
         dc = cfg.decontamination
         names = tuple(dc.benchmarks) if dc.benchmarks is not None else _all_benchmarks()
         index = benchmark_index(names, dc.ngram, dc.boilerplate_tasks, dc.min_overlap, dc.min_shared)
-        # The synthetic suite's held-out splits are disjoint from its train split by construction
+        # The synthetic suite's held-out splits are disjoint from its training pools by construction
         # (combination keys), while its families share code templates by design: its own records
         # are matched against every benchmark but those.
         synthetic_sources = {s.label for s in cfg.sources if s.format == "synthetic"}
@@ -309,12 +319,12 @@ def resolve_path(src: SourceConfig, base_dir: Path) -> Path | None:
 
 def _read(src: SourceConfig, path: Path | None, seed: int) -> Iterator[Record | Problem]:
     if src.format == "synthetic":
-        yield from itertools.islice(read_synthetic(seed, src.label), src.limit)
+        yield from itertools.islice(read_synthetic(seed, src.label, src.split), src.limit)
         return
     assert src.format in FORMATS and path is not None
     yield from read_source(path, src.format, name=src.label, task=src.task,
                            language=None if src.language == "detect" else src.language, fields=src.fields,
-                           split=src.split, limit=src.limit, display=src.path or MBPP_DISPLAY)
+                           split=src.split or "train", limit=src.limit, display=src.path or MBPP_DISPLAY)
 
 
 def _all_benchmarks() -> tuple[str, ...]:

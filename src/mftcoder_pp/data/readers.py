@@ -278,7 +278,7 @@ def _mbpp(row: dict, *, name: str, where: str) -> dict:
         entry = entry_point_of(asserts, code)
     except SyntaxError:
         entry = None
-    return {"id": f"{name}/{row['task_id']}", "task": "synthesis", "language": "python",
+    return {"id": f"{name}/{row['task_id']}", "task": "program", "language": "python",
             "instruction": row["text"].strip(), "input": "\n".join(asserts), "output": code,
             "tests": check_function(row.get("test_setup_code") or "", asserts), "entry_point": entry,
             "meta": {"mbpp_task_id": row["task_id"]}}
@@ -288,14 +288,15 @@ _CONVERT = {"canonical": _canonical, "alpaca": _alpaca, "chat_rounds": _chat_rou
             "prompt_completion": _prompt_completion, "mbpp": _mbpp}
 
 
-def read_synthetic(seed: int, name: str = "synthetic") -> Iterator[Record | Problem]:
-    """The training split of the project's synthetic multilingual suite (mftcoder_pp.synthetic)."""
+def read_synthetic(seed: int, name: str = "synthetic", split: str = "sft") -> Iterator[Record | Problem]:
+    """A training pool of the project's synthetic multilingual suite (mftcoder_pp.synthetic):
+    `pretrain` (all six languages) or `sft` (imbalanced, python >> rust)."""
     try:
         from ..synthetic import generate_suite  # another package of this project
     except ImportError:
         raise ValueError("format 'synthetic' needs the mftcoder_pp.synthetic package, which is not installed") from None
-    suite = generate_suite(seed, splits=("train",))
-    for i, rec in enumerate(suite.records("train"), 1):
+    suite = generate_suite(seed, splits=(split,))
+    for i, rec in enumerate(suite.records(split), 1):
         where = f"{name}:{i}"
         why = validate(asdict(rec))
         if why is not None:

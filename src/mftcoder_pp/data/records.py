@@ -9,7 +9,9 @@ from typing import Any, Iterator
 
 from ..execution.languages import LANGUAGES
 
-TASK_TYPES = ("synthesis", "completion", "repair", "explanation", "translation", "chat")
+# program: a whole program from a problem statement (MBPP), kept apart from synthesis (a function body
+# continuing a signature), so that one task holds one output convention.
+TASK_TYPES = ("synthesis", "program", "completion", "repair", "explanation", "translation", "chat")
 REQUIRED = ("id", "task", "language", "instruction", "input", "output")
 
 

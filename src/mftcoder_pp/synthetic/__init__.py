@@ -2,14 +2,14 @@
 
 Parameterised task families (families/) are written once, in a tiny IR (ir.py), rendered into
 python, javascript, java, cpp, go and rust (render.py), given test cases computed by a Python
-reference (cases.py) and split into an imbalanced train split, a held-out test split and a
-cross-lingual transfer split (suite.py). benchmark.py exposes the test and transfer splits as
-benchmarks (`synthetic-<lang>`, `synthetic-transfer`).
+reference (cases.py) and split into a pretraining pool (all six languages), an imbalanced SFT pool,
+a held-out test split and cross-lingual transfer splits (suite.py). benchmark.py exposes the held-out
+splits as benchmarks (`synthetic-<lang>`, `synthetic-transfer`, `-transfer-dev`, `-transfer-family`).
 """
 
 from .families import FAMILIES
 from .render import LANGUAGES, RENDERERS
-from .suite import SPLITS, TRAIN_FRACTIONS, Suite, SuiteSettings, generate_suite, write_suite
+from .suite import SFT_FRACTIONS, SPLITS, Suite, SuiteSettings, generate_suite, write_suite
 
-__all__ = ["FAMILIES", "LANGUAGES", "RENDERERS", "SPLITS", "TRAIN_FRACTIONS", "Suite", "SuiteSettings",
+__all__ = ["FAMILIES", "LANGUAGES", "RENDERERS", "SFT_FRACTIONS", "SPLITS", "Suite", "SuiteSettings",
            "generate_suite", "write_suite"]

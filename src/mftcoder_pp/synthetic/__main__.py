@@ -16,12 +16,16 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--test-fraction", type=float, default=defaults.test_fraction)
     parser.add_argument("--transfer-per-language", type=int, default=defaults.transfer_per_language,
                         help="cap on transfer combinations per language (0: no cap)")
-    parser.add_argument("--max-train-per-family", type=int, default=None,
-                        help="size knob: cap on python's training combinations per family")
+    parser.add_argument("--pretrain-fraction", type=float, default=defaults.pretrain_fraction,
+                        help="share of each family's non-test combinations in the pretraining pool")
+    parser.add_argument("--heldout-families", type=int, default=defaults.heldout_families)
     args = parser.parse_args(argv)
-    suite = generate_suite(args.seed, test_fraction=args.test_fraction,
-                           transfer_per_language=args.transfer_per_language or None,
-                           max_train_per_family=args.max_train_per_family)
+    try:
+        suite = generate_suite(args.seed, test_fraction=args.test_fraction,
+                               transfer_per_language=args.transfer_per_language or None,
+                               pretrain_fraction=args.pretrain_fraction, heldout_families=args.heldout_families)
+    except ValueError as exc:
+        parser.error(str(exc))
     counts = write_suite(suite, args.out_dir)
     print(json.dumps(counts, indent=2))
     return counts

@@ -1,6 +1,8 @@
 """The synthetic suite's held-out splits as benchmarks: `synthetic-<language>` (the test split in one
-language) and `synthetic-transfer` (the transfer split, every language but python; the summary's
-per-language block breaks it down by `Task.language`).
+language), `synthetic-transfer` (the transfer split, every language but python; the summary's
+per-language block breaks it down by `Task.language`), `synthetic-transfer-dev` (the transfer
+combinations kept for choosing hyper-parameters) and `synthetic-transfer-family` (whole families seen
+only in python's SFT data).
 
 They are generated from DEFAULT_SEED with the default `SuiteSettings` when first used (a few
 tenths of a second, cached per process), so training data from `generate_suite(DEFAULT_SEED)` and
@@ -16,23 +18,26 @@ from .render import LANGUAGES
 from .suite import Suite, generate_suite
 
 DEFAULT_SEED = 0
+HELD_OUT = ("test", "transfer", "transfer-dev", "transfer-family")
+TRANSFER_SPLITS = {"synthetic-transfer": "transfer", "synthetic-transfer-dev": "transfer-dev",
+                   "synthetic-transfer-family": "transfer-family"}
 
 
 @functools.lru_cache(maxsize=1)
 def default_suite() -> Suite:
-    return generate_suite(DEFAULT_SEED, splits=("test", "transfer"))
+    return generate_suite(DEFAULT_SEED, splits=HELD_OUT)
 
 
 class SyntheticBenchmark:
     completion_is_full_program = False
 
     def __init__(self, split: str, language: str | None = None):
-        if split not in ("test", "transfer") or (split == "test") != (language is not None):
-            raise ValueError("a synthetic benchmark is the test split of one language or the whole transfer split")
+        if split not in HELD_OUT or (split == "test") != (language is not None):
+            raise ValueError("a synthetic benchmark is the test split of one language or a whole transfer split")
         if language is not None and language not in LANGUAGES:
             raise ValueError(f"unknown language {language!r}; known: {', '.join(LANGUAGES)}")
         self.split, self.language = split, language
-        self.name = f"synthetic-{language}" if split == "test" else "synthetic-transfer"
+        self.name = f"synthetic-{language}" if split == "test" else f"synthetic-{split}"
 
     @functools.cached_property
     def _tasks(self) -> list:
@@ -53,5 +58,6 @@ def synthetic_benchmarks() -> dict[str, Callable[[], SyntheticBenchmark]]:
     """Registry entries: name -> factory (cheap: nothing is generated until tasks() is called)."""
     entries: dict[str, Callable[[], SyntheticBenchmark]] = {
         f"synthetic-{lang}": (lambda lang=lang: SyntheticBenchmark("test", lang)) for lang in LANGUAGES}
-    entries["synthetic-transfer"] = lambda: SyntheticBenchmark("transfer")
+    for name, split in TRANSFER_SPLITS.items():
+        entries[name] = lambda split=split: SyntheticBenchmark(split)
     return entries
