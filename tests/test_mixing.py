@@ -130,6 +130,20 @@ def test_atds_entropy_alone_and_velocity_alone_raise_probability():
         assert s.probabilities()["a"] > 0.5
 
 
+def test_velocity_sign_reverses_which_task_the_velocity_term_favours():
+    probs = {}
+    for sign in (1, -1):
+        s = TaskScheduler({"a": 1000, "b": 1000}, "atds", refresh_every=1, alpha=0.0, velocity_sign=sign)
+        for k in range(5):
+            s.observe("a", 2.0 * 0.8 ** k, 1.0)  # a's loss falls, b's stays
+            s.observe("b", 2.0, 1.0)
+        s.step_done(1)
+        probs[sign] = s.probabilities()["a"]
+    assert probs[1] > 0.5 > probs[-1] and probs[1] == pytest.approx(1 - probs[-1])
+    with pytest.raises(ValueError, match="velocity_sign"):
+        TaskScheduler({"a": 1}, "atds", velocity_sign=0)
+
+
 def _run(s, steps, start=1):
     """Simulated training: draw, observe synthetic stats, step; returns draws and π history."""
     draws, pis = [], []

@@ -193,6 +193,18 @@ def test_schedule_and_per_task_rates():
     rates = O.per_task_rates({"big": 10000, "mid": 100, "small": 1}, 1e-5, 5e-5)
     assert rates["big"] == pytest.approx(1e-5) and rates["small"] == pytest.approx(5e-5)
     assert 1e-5 < rates["mid"] < 5e-5
+    assert [O.task_warmup(k, 4) for k in range(6)] == [0.25, 0.5, 0.75, 1.0, 1.0, 1.0]
+    assert O.task_warmup(0, 0) == 1.0
+
+
+def test_dagg_defaults_to_the_middle_layers():
+    from types import SimpleNamespace
+
+    from mftcoder_pp.train.objective import dagg_layers
+
+    model = lambda n: SimpleNamespace(config=SimpleNamespace(num_hidden_layers=n))  # noqa: E731
+    assert dagg_layers(None, model(4)) == [1, 2] and dagg_layers(None, model(30)) == [14, 15]
+    assert dagg_layers(None, model(1)) == [0] and dagg_layers([-1], model(4)) == [-1]
 
 
 # -- runs --------------------------------------------------------------------------------------

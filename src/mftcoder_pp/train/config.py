@@ -85,10 +85,17 @@ class ATDSSettings:
     beta: float = 0.3
     refresh_every: int = 50
     ema: float = 0.9
+    # Floor on every task's probability (π ← (1 − m·K)·π + m): no task starves. 0 = the paper's Eq. 1.
+    min_prob: float = 0.0
+    # Sign of the learning-velocity term: +1 (Eq. 1 as printed) favours tasks whose loss falls fastest;
+    # −1 favours tasks whose loss is not falling, as CoBa does ("prioritise unstable tasks").
+    velocity_sign: Literal[1, -1] = 1
 
     def __post_init__(self):
         if self.refresh_every < 1 or not 0 <= self.ema < 1:
             raise ValueError("atds: refresh_every >= 1 and 0 <= ema < 1")
+        if not 0 <= self.min_prob < 1:
+            raise ValueError(f"atds.min_prob must be in [0, 1), got {self.min_prob}")
 
 
 @dataclass(frozen=True)
@@ -144,6 +151,9 @@ class OptimConfig:
     weight_decay: float = 0.0
     betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
     warmup_fraction: float = 0.05
+    # Per-task optimizers: each task's rate also ramps up over that task's own first N steps (a task
+    # drawn rarely would otherwise take bias-corrected Adam steps of size ~lr, i.e. sign steps).
+    task_warmup_steps: int = 4
     clip: float = 1.0
     phases: list[PhaseConfig] = field(default_factory=list)  # two-phase curriculum; empty = one phase, all tasks
 
@@ -156,6 +166,8 @@ class OptimConfig:
             raise ValueError("optim: lr_range must be [low, high] with 0 < low <= high")
         if len(self.betas) != 2 or not 0 <= self.warmup_fraction < 1 or self.clip <= 0 or self.lr <= 0:
             raise ValueError("optim: betas [b1, b2], 0 <= warmup_fraction < 1, clip > 0, lr > 0")
+        if self.task_warmup_steps < 0:
+            raise ValueError("optim: task_warmup_steps must be >= 0")
         if self.phases and abs(sum(p.fraction for p in self.phases) - 1) > 1e-6:
             raise ValueError("optim: phase fractions must sum to 1")
 
@@ -189,7 +201,8 @@ class TIARSettings:
     period: int = 5  # D and the model alternate every `period` steps
     mode: Literal["uniform", "reversal"] = "uniform"
     weight: float = 0.1  # λ2
-    lr: float = 1e-4
+    lr: float = 1e-3  # the discriminator's Adam rate (the paper gives none)
+    discriminator_steps: int = 1  # D updates per step of a D phase
     width: int = 256
     buffer: int = 256  # recent pooled states D trains on (one task per step would starve it otherwise)
 
@@ -197,7 +210,9 @@ class TIARSettings:
 @dataclass(frozen=True)
 class DAGGSettings:
     enabled: bool = False
-    layers: list[int] = field(default_factory=lambda: [-1])
+    # Decoder layers (negative: from the top); null = the two middle layers. On the last layer the
+    # saliency over prompt tokens is ~0 (∂L/∂h is non-zero only where a position predicts a target).
+    layers: list[int] | None = None
     lam: float = 0.6
     every: int = 1  # compute the term every N steps (the saliency target is refreshed then)
     weight: float = 0.3  # λ1

@@ -97,11 +97,13 @@ def _run(cfg: TrainConfig, resume: bool, config_path: str | None, progress: bool
                                         "temperature" if mc.strategy == "plain" else mc.strategy,
                                         temperature=mc.temperature, alpha=mc.atds.alpha, beta=mc.atds.beta,
                                         refresh_every=mc.atds.refresh_every, ema=mc.atds.ema,
+                                        min_prob=mc.atds.min_prob, velocity_sign=mc.atds.velocity_sign,
                                         seed=cfg.seed + i) for i, p in enumerate(phases)}
     coba = CoBa(corpus.tasks, window=mc.coba.window, temperature=mc.coba.temperature,
                 warmup_points=mc.coba.warmup_points) if mc.loss == "coba" else None
 
     start_step, tokens_seen, history = 0, 0, {}
+    task_steps = {k: 0 for k in optimizers}  # optimizer steps each optimizer has taken (per-task warm-up)
     if ckpt is not None:
         tensors, state = load_checkpoint(ckpt, acc.unwrap_model(model))
         for k, opt in optimizers.items():
@@ -114,6 +116,7 @@ def _run(cfg: TrainConfig, resume: bool, config_path: str | None, progress: bool
             coba.load_state_dict(state["coba"])
         _same_config(ckpt, state["config"], asdict(cfg))
         start_step, tokens_seen, history = state["step"], state["tokens_seen"], state["history"]
+        task_steps = state["task_steps"]
         objective.load_state_dict(tensors["objective"])
         set_rng_state(tensors["rng"])
     elif coba is not None:  # CoBa normalises each task's losses by its loss before training
@@ -168,9 +171,12 @@ def _run(cfg: TrainConfig, resume: bool, config_path: str | None, progress: bool
             step_sums += torch.stack([stats.loss_sum.detach().float().cpu(), stats.token_count.float().cpu(),
                                       stats.correct.float().cpu(), stats.entropy_sum.detach().float().cpu()])
         grad_norm = acc.clip_grad_norm_(params, oc.clip)
-        opt = optimizers[task if oc.per_task else "shared"]
-        lr = O.set_rate(opt, rates[task if oc.per_task else "shared"], mult)
+        key = task if oc.per_task else "shared"
+        opt = optimizers[key]
+        own = O.task_warmup(task_steps[key], oc.task_warmup_steps) if oc.per_task else 1.0
+        lr = O.set_rate(opt, rates[key], mult * own)
         opt.step()
+        task_steps[key] += 1
         model.zero_grad(set_to_none=True)
 
         step_sums = acc.reduce(step_sums.to(acc.device), "sum").cpu() if world > 1 else step_sums
@@ -216,7 +222,7 @@ def _run(cfg: TrainConfig, resume: bool, config_path: str | None, progress: bool
             t_last, tok_last = now, tokens_seen
 
         if cfg.checkpoint_every and done % cfg.checkpoint_every == 0 and done < oc.max_steps:
-            state = {"step": done, "tokens_seen": tokens_seen, "history": history,
+            state = {"step": done, "tokens_seen": tokens_seen, "history": history, "task_steps": task_steps,
                      "streams": {k: s.state_dict() for k, s in streams.items()},
                      "schedulers": {k: s.state_dict() for k, s in schedulers.items()},
                      "coba": coba.state_dict() if coba is not None else None, "config": asdict(cfg)}

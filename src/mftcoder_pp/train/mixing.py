@@ -32,6 +32,10 @@ calls `step_done(step)` after the optimizer step. Three strategies share that in
     == 0 (K = `refresh_every`); between refreshes it is constant, so the statistics collected over
     K steps decide the next K steps.
 
+`velocity_sign` (ATDS): Eq. 1 leaves the sign of ΔL open. +1 (the default, the paper's form as
+printed) raises the odds of tasks whose loss is falling fastest; −1 raises those whose loss is not
+falling — "prioritise unstable tasks", as CoBa does. A config choice, decided on a dev split.
+
 `min_prob` (optional, every strategy): π ← (1 − m·K')·π + m over the K' tasks with data, so each
 gets at least m and the sum stays 1 (the same floor form as MFTCoder's CoBa; needs m·K' ≤ 1).
 
@@ -76,7 +80,7 @@ class TaskScheduler:
 
     def __init__(self, sizes: Mapping[str, int], strategy: Strategy, *, temperature: float = DEFAULT_TEMPERATURE,
                  alpha: float = 0.7, beta: float = 0.3, refresh_every: int = 50, ema: float = 0.9, seed: int = 0,
-                 min_prob: float = 0.0):
+                 min_prob: float = 0.0, velocity_sign: int = 1):
         if strategy not in STRATEGIES:
             raise ValueError(f"unknown strategy {strategy!r}; expected one of {STRATEGIES}")
         if not sizes:
@@ -97,6 +101,9 @@ class TaskScheduler:
         self.alpha, self.beta = float(alpha), float(beta)
         self.refresh_every, self.ema, self.seed = int(refresh_every), float(ema), int(seed)
         self.min_prob = float(min_prob)
+        if velocity_sign not in (1, -1):
+            raise ValueError(f"velocity_sign must be 1 or -1, got {velocity_sign!r}")
+        self.velocity_sign = int(velocity_sign)
 
         if strategy == "uniform":
             prior = {t: (1.0 / len(self.active) if t in self.active else 0.0) for t in self.tasks}
@@ -134,7 +141,7 @@ class TaskScheduler:
         """π from the current statistics (Eq. 1 with the log-prior offset); does not change state."""
         h = zscore({t: self._stats[t]["entropy"] for t in self.active}, self.active)
         v = zscore({t: self._stats[t]["velocity"] for t in self.active}, self.active)
-        logits = {t: self._log_prior[t] + self.alpha * h[t] + self.beta * v[t] for t in self.active}
+        logits = {t: self._log_prior[t] + self.alpha * h[t] + self.velocity_sign * self.beta * v[t] for t in self.active}
         top = max(logits.values())
         w = {t: math.exp(x - top) for t, x in logits.items()}
         total = sum(w.values())
@@ -196,7 +203,7 @@ class TaskScheduler:
             "sizes": dict(self.sizes),
             "hyper": {"temperature": self.temperature, "alpha": self.alpha, "beta": self.beta,
                       "refresh_every": self.refresh_every, "ema": self.ema, "seed": self.seed,
-                      "min_prob": self.min_prob},
+                      "min_prob": self.min_prob, "velocity_sign": self.velocity_sign},
             "probs": [self._probs[t] for t in self.tasks],
             "stats": self.stats(),
             "rng": [version, list(internal), gauss_next],

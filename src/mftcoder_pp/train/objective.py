@@ -40,7 +40,8 @@ class Objective:
         self.tiar = TIAR(hidden, num_tasks, width=t.width, lr=t.lr, mode=t.mode, period=t.period,
                          device=device) if t.enabled else None
         self.buffer: deque = deque(maxlen=t.buffer)
-        self.dagg = DAGG(cfg.dagg.layers, cfg.dagg.lam, cfg.dagg.every) if cfg.dagg.enabled else None
+        self.dagg = (DAGG(dagg_layers(cfg.dagg.layers, model), cfg.dagg.lam, cfg.dagg.every)
+                     if cfg.dagg.enabled else None)
         self.ema = TaskAccuracyEMA(num_tasks, cfg.focal.ema) if cfg.focal.enabled else None
         self._pending: list[tuple[torch.Tensor, torch.Tensor]] = []
 
@@ -107,7 +108,8 @@ class Objective:
         if self.tiar.schedule.train_discriminator(step):
             xs = torch.stack([x for x, _ in self.buffer]).to(self.device)
             ys = torch.stack([y for _, y in self.buffer]).to(self.device)
-            d = self.tiar.discriminator_step(xs, ys)
+            for _ in range(self.cfg.tiar.discriminator_steps):
+                d = self.tiar.discriminator_step(xs, ys)
             logged.update(discriminator_loss=d["loss"], discriminator_accuracy=d["acc"])
         return logged
 
@@ -123,6 +125,14 @@ class Objective:
             self.buffer.extend((x, torch.tensor(y)) for x, y in state["buffer"])
         if self.ema is not None:
             self.ema.load_state_dict(state["ema"])
+
+
+def dagg_layers(layers: list[int] | None, model) -> list[int]:
+    """The configured DAGG layers, or the two middle decoder layers (one for a one-layer model)."""
+    if layers is not None:
+        return list(layers)
+    n = model.config.num_hidden_layers
+    return [n // 2] if n < 2 else [n // 2 - 1, n // 2]
 
 
 def token_mean(counts: torch.Tensor, weights: torch.Tensor):

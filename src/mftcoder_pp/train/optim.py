@@ -5,7 +5,8 @@ task's moment estimates are not polluted by other tasks' gradients; each task ha
 `lr_range`, higher for smaller tasks (log-size interpolation: the smallest task gets the top of the
 range, the largest the bottom). One shared optimizer is the ablation.
 The schedule is a pure function of the global step: linear warmup over `warmup_fraction` of the
-steps, then linear decay to 0.
+steps, then linear decay to 0; a per-task optimizer also warms up over its own first steps
+(`task_warmup`), because a task drawn for the first time at step 40 would otherwise start at full rate.
 """
 
 from __future__ import annotations
@@ -21,6 +22,11 @@ def lr_multiplier(step: int, total: int, warmup_fraction: float) -> float:
     if step < warmup:
         return (step + 1) / warmup
     return max(0.0, (total - step) / max(1, total - warmup))
+
+
+def task_warmup(steps_taken: int, warmup_steps: int) -> float:
+    """Factor on a per-task optimizer's rate for its next step: (k + 1) / N over its own first N steps."""
+    return 1.0 if warmup_steps <= 0 else min(1.0, (steps_taken + 1) / warmup_steps)
 
 
 def per_task_rates(sizes: dict[str, int], low: float, high: float) -> dict[str, float]:
