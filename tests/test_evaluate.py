@@ -133,3 +133,24 @@ def test_generation_settings_are_recorded(tmp_path, samples):
     (tmp_path / "samples.jsonl.meta.json").write_text(json.dumps(meta))
     summary = evaluate("humaneval", str(tmp_path / "out"), samples=samples, workers=2, progress=False)
     assert summary["generation"] == meta
+
+
+def test_verdict_cache_judges_an_identical_program_once(tmp_path, samples, monkeypatch):
+    import mftcoder_pp.evaluate as ev
+
+    first = evaluate("humaneval", str(tmp_path / "a"), samples=samples, workers=2, progress=False,
+                     verdict_cache=str(tmp_path / "cache"))
+    assert first["verdict_cache"]["misses"] == 8 and first["verdict_cache"]["hits"] == 0
+    calls = []
+    real = ev.judge
+    monkeypatch.setattr(ev, "judge", lambda *a, **kw: calls.append(a) or real(*a, **kw))
+    second = evaluate("humaneval", str(tmp_path / "b"), samples=samples, workers=2, progress=False,
+                      verdict_cache=str(tmp_path / "cache"))
+    assert calls == [] and second["verdict_cache"]["hits"] == 8
+    strip = lambda rows: [{k: v for k, v in r.items() if k not in ("compile_seconds", "run_seconds")} for r in rows]  # noqa: E731
+    assert strip(read_results(tmp_path / "a" / "results.jsonl")) == strip(read_results(tmp_path / "b" / "results.jsonl"))
+    assert second["pass@k"] == first["pass@k"]
+    # Other limits are another key: judged again.
+    third = evaluate("humaneval", str(tmp_path / "c"), samples=samples, workers=2, progress=False, timeout=3.0,
+                     verdict_cache=str(tmp_path / "cache"))
+    assert third["verdict_cache"]["misses"] == 8

@@ -21,6 +21,7 @@ from pathlib import Path
 from . import __version__
 from .benchmarks import KNOWN_ISSUES, Benchmark, Task, get_benchmark
 from .data.records import json_objects
+from .execution.cache import VerdictCache, verdict_key
 from .execution.judge import JudgeLimits, judge
 from .execution.languages import Toolchains
 from .execution.sandbox import Limits, Sandbox
@@ -68,8 +69,10 @@ def evaluate(benchmark: str, out: str, samples: str | None = None, references: b
              k: tuple[int, ...] = (1, 10, 100), workers: int | None = None, num_shards: int = 1,
              shard_index: int = 0, isolation: str = "auto", timeout: float = 10.0, memory_mb: int = 2048,
              python: str | None = None, progress: bool = True, python_fork_server: bool = True,
-             label: str = "evaluate") -> dict:
-    """Evaluate samples (or the references) of `benchmark`; returns the summary written to out/summary.json."""
+             label: str = "evaluate", verdict_cache: str | Path | None = None) -> dict:
+    """Evaluate samples (or the references) of `benchmark`; returns the summary written to out/summary.json.
+    `verdict_cache`: a directory of verdicts shared by evaluations (execution/cache.py), e.g. the rows
+    and seeds of one experiment; an identical program is then judged once."""
     if references == (samples is not None):
         raise EvaluationError("give exactly one of --samples FILE or --references")
     if not 0 <= shard_index < num_shards:
@@ -97,17 +100,26 @@ def evaluate(benchmark: str, out: str, samples: str | None = None, references: b
     for sb in sandboxes:
         slots.put(sb)
     known = KNOWN_ISSUES.get(bench.name, {})
+    cache = VerdictCache(verdict_cache) if verdict_cache else None
+    cache_settings = {"limits": asdict(limits), "isolation": sandboxes[0].isolation, "python": toolchains.python,
+                      "mftcoder_pp": __version__}
 
     def work(sample: Sample) -> dict:
-        sb = slots.get()
-        try:
-            task = tasks[sample.task_id]
-            verdict = judge(task.language, bench.program(task, sample.completion), task.test, task.entry_point,
-                            sandbox=sb, toolchains=toolchains, limits=limits)
-        finally:
-            slots.put(sb)
+        task = tasks[sample.task_id]
+        program = bench.program(task, sample.completion)
+        key = verdict_key(task.language, program, task.test, task.entry_point, cache_settings) if cache else None
+        verdict = cache.get(key) if cache else None
+        if verdict is None:
+            sb = slots.get()
+            try:
+                verdict = judge(task.language, program, task.test, task.entry_point,
+                                sandbox=sb, toolchains=toolchains, limits=limits).to_dict()
+            finally:
+                slots.put(sb)
+            if cache and verdict["status"] != "harness_error":  # a harness problem is not the program's
+                cache.put(key, verdict)
         return {"task_id": sample.task_id, "completion_id": sample.completion_id, "language": task.language,
-                **verdict.to_dict(), "known_issue": known.get(sample.task_id)}
+                **verdict, "known_issue": known.get(sample.task_id)}
 
     start = time.monotonic()
     bar = Progress(f"{label}: samples", len(pending), enabled=progress)
@@ -129,6 +141,8 @@ def evaluate(benchmark: str, out: str, samples: str | None = None, references: b
     results = read_results(outdir / "results.jsonl")
     summary = summarise(bench, results, tasks, all_samples, k, run=run, settings=settings,
                         generation=_generation_settings(samples), codebleu=codebleu.result())
+    if cache is not None:  # this run's lookups (a resumed run counts only what it judged now)
+        summary["verdict_cache"] = {"dir": str(verdict_cache), "hits": cache.hits, "misses": cache.misses}
     _write_json(outdir / "summary.json", summary)
     return summary
 
