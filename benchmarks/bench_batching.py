@@ -43,13 +43,13 @@ import bench_train as bt  # noqa: E402  (workspace, our runs, FLOPs, timing)
 
 def collated_shapes(cfg, batches: list[list]) -> list[dict]:
     """Per step: rows and row length of the collated batch, as the loop's collate function builds it."""
-    from mftcoder_pp.train import loop
+    from mftcoder_pp.train.batching import collator
     from mftcoder_pp.train.setup import tokenizer_for
 
-    collate = loop.collate_fn(cfg, tokenizer_for(cfg).pad_token_id)
+    collate = collator(cfg.data.batching, tokenizer_for(cfg).pad_token_id, cfg.data.max_length)
     out = []
     for b in batches:
-        rows, T = collate(b)["input_ids"].shape
+        rows, T = collate(b).input_ids.shape
         out.append({"rows": rows, "T": T})
     return out
 

@@ -342,12 +342,13 @@ def _quiet():
 
 
 def profile_ours(cfg, batches: list[list], steps: int = 3, top: int = 12) -> None:
-    """Where one of our training steps spends its time: the loop's own pieces (build_model, collate_fn,
+    """Where one of our training steps spends its time: the loop's own pieces (build_model, collator,
     forward, per_task_token_losses), under CPU autocast for bf16, profiled by torch.profiler."""
     from torch.profiler import ProfilerActivity, profile
 
-    from mftcoder_pp.losses.balance import per_task_token_losses
-    from mftcoder_pp.train import loop
+    from mftcoder_pp.losses.tokens import per_task_token_losses
+    from mftcoder_pp.train.batching import collator
+    from mftcoder_pp.train.objective import forward
     from mftcoder_pp.train.setup import build_model, tokenizer_for
 
     tokenizer = tokenizer_for(cfg)
@@ -355,14 +356,13 @@ def profile_ours(cfg, batches: list[list], steps: int = 3, top: int = 12) -> Non
         model, _ = build_model(cfg, tokenizer)
     model.train()
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=LR)
-    collate = loop.collate_fn(cfg, tokenizer.pad_token_id)
-    device = torch.device("cpu")
+    collate = collator(cfg.data.batching, tokenizer.pad_token_id, cfg.data.max_length)
 
     def step(batch):
         inputs = collate(batch)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
-            logits = loop.forward(model, inputs, device)
-            stats = per_task_token_losses(logits, inputs["labels"], inputs["token_task"], 6)
+            logits = forward(model, inputs).logits
+            stats = per_task_token_losses(logits, inputs.labels, inputs.token_task, 6)
             loss = stats.loss_sum.sum() / stats.token_count.sum().clamp(min=1)
         loss.backward()
         opt.step()

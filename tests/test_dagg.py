@@ -1,4 +1,4 @@
-"""DAGG: attention capture on a tiny Qwen2 (sdpa, eager, padding, PEFT, checkpointing), saliency, loss."""
+"""DAGG and its attention capture on a tiny Qwen2 (sdpa, eager, padding, PEFT, checkpointing), saliency, loss."""
 
 import pytest
 import torch
@@ -7,15 +7,9 @@ from torch import nn
 transformers = pytest.importorskip("transformers")
 from transformers import Qwen2Config, Qwen2ForCausalLM  # noqa: E402
 
-from mftcoder_pp.modules.dagg import (  # noqa: E402
-    DAGG,
-    attention_profile,
-    capture_attention,
-    dagg_loss,
-    find_decoder_layers,
-    saliency_from_loss,
-    token_saliency,
-)
+from mftcoder_pp.modules.attention_capture import attention_profile, capture_attention  # noqa: E402
+from mftcoder_pp.modules.dagg import DAGG, dagg_loss, saliency_from_loss, token_saliency  # noqa: E402
+from mftcoder_pp.modules.layers import find_decoder_layers  # noqa: E402
 
 B, T, V = 3, 10, 100
 
@@ -179,7 +173,7 @@ def test_optimising_dagg_loss_lowers_it(model):
     m = Qwen2ForCausalLM(_config()).train()
     m.load_state_dict(model.state_dict())
     ids, attn, labels = _batch()
-    dagg = DAGG(layers=[-1])
+    dagg = DAGG(layers=[-1], lam=0.6, every=1)
     opt = torch.optim.Adam(m.parameters(), lr=3e-3)
     losses = []
     for _ in range(20):
@@ -200,7 +194,7 @@ def test_gradient_checkpointing_backward_after_capture(model):
     calls = []
     m.model.layers[2].mlp.register_forward_pre_hook(lambda mod, args: calls.append(1))
     ids, attn, labels = _batch()
-    dagg = DAGG(layers=[-1, -2])
+    dagg = DAGG(layers=[-1, -2], lam=0.6, every=1)
     with dagg.capture(m) as cap:
         out = m(input_ids=ids, attention_mask=attn)
     task_loss = _task_loss(out.logits, labels)
@@ -229,7 +223,7 @@ def test_works_under_peft_lora(model):
     lora.train()
     assert len(find_decoder_layers(lora)) == 3
     ids, attn, labels = _batch()
-    dagg = DAGG(layers=[-1])
+    dagg = DAGG(layers=[-1], lam=0.6, every=1)
     with dagg.capture(lora) as cap:
         out = lora(input_ids=ids, attention_mask=attn)
     task_loss = _task_loss(out.logits, labels)
@@ -291,7 +285,7 @@ def test_attention_probabilities_stay_float32_under_bf16_autocast():
     mask[1, 8:] = 0
     labels = ids.clone()
     labels[:, :5] = -100
-    dagg = DAGG([-1])
+    dagg = DAGG([-1], lam=0.6, every=1)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         with dagg.capture(model) as cap:
             logits = model(input_ids=ids, attention_mask=mask).logits

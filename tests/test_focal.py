@@ -10,7 +10,6 @@ from mftcoder_pp.losses.focal import (
     focal_alignment_loss,
     mean_target_prob,
     target_logprobs,
-    token_accuracy_per_task,
 )
 
 
@@ -26,16 +25,16 @@ def test_mean_over_present_tasks_absent_contribute_nothing():
     ema = torch.tensor([0.5, 0.0, 0.3])
     alpha = torch.tensor([0.2, 0.5, 0.3])
     present = torch.tensor([True, True, False])
-    loss = focal_alignment_loss(p, ema, alpha, present)
+    loss = focal_alignment_loss(p, ema, alpha, present, beta=2.0)
     t0 = 0.2 * 0.25 * math.log(2)
     t1 = 0.5 * 1.0 * math.log(4)
     assert loss.item() == pytest.approx((t0 + t1) / 2, rel=1e-6)
     # changing an absent task's numbers changes nothing
     p2 = p.clone()
     p2[2] = 1e-4
-    assert focal_alignment_loss(p2, ema, alpha, present).item() == pytest.approx(loss.item())
+    assert focal_alignment_loss(p2, ema, alpha, present, beta=2.0).item() == pytest.approx(loss.item())
     # no task present: zero
-    assert focal_alignment_loss(p, ema, alpha, torch.zeros(3, dtype=torch.bool)).item() == 0.0
+    assert focal_alignment_loss(p, ema, alpha, torch.zeros(3, dtype=torch.bool), beta=2.0).item() == 0.0
 
 
 def test_mean_target_prob_shifts_and_ignores():
@@ -74,7 +73,7 @@ def test_gradient_flows_to_logits_not_to_ema_or_alpha():
     ema = torch.tensor([0.2, 0.6], requires_grad=True)
     alpha = torch.tensor([0.7, 0.3], requires_grad=True)
     p, present = mean_target_prob(logits, labels, task_ids, 2)
-    loss = focal_alignment_loss(p, ema, alpha, present)
+    loss = focal_alignment_loss(p, ema, alpha, present, beta=2.0)
     loss.backward()
     assert logits.grad is not None and logits.grad.abs().sum() > 0
     assert ema.grad is None and alpha.grad is None
@@ -92,17 +91,6 @@ def test_low_precision_logits_upcast():
     p16, _ = mean_target_prob(logits.bfloat16(), labels, torch.tensor([0, 1]), 2)
     assert p16.dtype == torch.float32
     assert torch.allclose(p16, p32, atol=2e-2)
-
-
-def test_token_accuracy_per_task():
-    logits = torch.zeros(2, 3, 4)
-    logits[0, 0, 1] = 5  # predicts 1 at t=0 (target 1: hit)
-    logits[0, 1, 0] = 5  # predicts 0 at t=1 (target 2: miss)
-    logits[1, 0, 3] = 5  # hit
-    labels = torch.tensor([[-100, 1, 2], [-100, 3, -100]])
-    acc, present = token_accuracy_per_task(logits, labels, torch.tensor([0, 2]), 3)
-    assert acc.tolist() == [0.5, 0.0, 1.0]
-    assert present.tolist() == [True, False, True]
 
 
 def test_ema_update_arithmetic_and_state_round_trip():
@@ -127,17 +115,17 @@ def test_ema_update_arithmetic_and_state_round_trip():
     other.update(1, 0.3)
     assert torch.equal(other.value, ema.value)
     with pytest.raises(ValueError):
-        TaskAccuracyEMA(4).load_state_dict(state)
+        TaskAccuracyEMA(4, decay=0.9).load_state_dict(state)
     with pytest.raises(IndexError):
         ema.update(5, 0.1)
 
 
 def test_early_focal_weight_is_high():
-    ema = TaskAccuracyEMA(2)
+    ema = TaskAccuracyEMA(2, decay=0.9)
     p = torch.tensor([0.5, 0.5])
     alpha = torch.tensor([0.5, 0.5])
     present = torch.tensor([True, True])
-    early = focal_alignment_loss(p, ema.value, alpha, present).item()
+    early = focal_alignment_loss(p, ema.value, alpha, present, beta=2.0).item()
     ema.update([0, 1], [0.9, 0.9])
-    later = focal_alignment_loss(p, ema.value, alpha, present).item()
+    later = focal_alignment_loss(p, ema.value, alpha, present, beta=2.0).item()
     assert early == pytest.approx(0.5 * math.log(2)) and later < early

@@ -55,20 +55,24 @@ def test_recipe_trains_one_step_on_a_tiny_model_of_the_real_architecture(tiny_wo
 
 
 def test_real_size_model_builds_on_the_meta_device():
-    from peft import LoraConfig, get_peft_model
     from transformers import Qwen2Config, Qwen2ForCausalLM
 
-    from mftcoder_pp.modules.hmd_fusion import HMDConfig, apply_hmd, hmd_parameters
+    from mftcoder_pp.execution.languages import LANGUAGES
+    from mftcoder_pp.model.adapters import apply_adapters
+    from mftcoder_pp.modules.hmd_fusion import HMDConfig, hmd_parameters
 
     cfg = load_config(RECIPE, TrainConfig)
-    with torch.device("meta"):
+    a, h = cfg.adapter, cfg.modules.hmd
+    with torch.device("meta"):  # the trainer's adapter path, so the count is the one train_config.json reports
         model = Qwen2ForCausalLM(Qwen2Config(**QWEN2_5_CODER_1_5B))
         total = sum(p.numel() for p in model.parameters())
-        lora = cfg.adapter.lora
-        model = get_peft_model(model, LoraConfig(r=lora.rank, lora_alpha=lora.alpha, target_modules=lora.target_modules))
-        apply_hmd(model, HMDConfig(languages=["python", "cpp", "java", "javascript", "go", "rust"],
-                                   top_layers=cfg.modules.hmd.top_layers, rank=cfg.modules.hmd.rank))
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+        model, report = apply_adapters(model, a.kind, lora_rank=a.lora.rank, lora_alpha=a.lora.alpha,
+                                       lora_dropout=a.lora.dropout, target_modules=a.lora.target_modules,
+                                       new_token_ids=[], freeze_position_embeddings=a.freeze_position_embeddings,
+                                       gradient_checkpointing=False,
+                                       hmd=HMDConfig(languages=list(LANGUAGES), top_layers=h.top_layers, rank=h.rank))
+    trainable = report.trainable_params
+    assert trainable == sum(p.numel() for p in model.parameters() if p.requires_grad)
     hmd = sum(p.numel() for _, p in hmd_parameters(model))
     assert 1.5e9 < total < 1.6e9  # 1.54B with tied embeddings
     assert trainable < 0.02 * total and hmd > 0

@@ -75,7 +75,7 @@ def test_identity_at_init_and_naming(arch, use_peft):
 @pytest.mark.parametrize("arch,use_peft", MATRIX, ids=IDS)
 def test_one_step_trains_only_adapter(arch, use_peft):
     model = make_model(arch, use_peft)
-    apply_hmd(model, HMDConfig(LANGS, rank=4))  # default top_layers=6 > 3 layers: all wrapped
+    apply_hmd(model, HMDConfig(LANGS, top_layers=6, rank=4))  # top_layers=6 > 3 layers: all wrapped
     assert sum(isinstance(m, HMDLayer) for m in model.modules()) == 3
     adapter = {id(p) for _, p in hmd_parameters(model)}
     for p in model.parameters():
@@ -98,7 +98,7 @@ def test_one_step_trains_only_adapter(arch, use_peft):
 
 def test_per_language_routing():
     model = make_model()
-    apply_hmd(model, HMDConfig(LANGS, rank=4))
+    apply_hmd(model, HMDConfig(LANGS, top_layers=6, rank=4))
     randomize_adapter(model)
     same = INPUT[:1].repeat(2, 1)  # identical tokens, languages 0 and 1
     out = logits(model, same, [0, 1])
@@ -139,7 +139,7 @@ def test_save_load_roundtrip_and_disable(arch, use_peft, tmp_path):
 def test_load_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match=CONFIG_NAME):
         load_hmd_adapter(make_model(), tmp_path)
-    model = apply_hmd(make_model(), HMDConfig(LANGS, rank=4))
+    model = apply_hmd(make_model(), HMDConfig(LANGS, top_layers=6, rank=4))
     save_hmd_adapter(model, tmp_path)
     meta = json.loads((tmp_path / CONFIG_NAME).read_text())
     (tmp_path / CONFIG_NAME).write_text(json.dumps({**meta, "rank": 8}))
@@ -148,13 +148,13 @@ def test_load_errors(tmp_path):
         load_hmd_adapter(fresh, tmp_path)
     assert not any(isinstance(m, HMDLayer) for m in fresh.modules())  # left unwrapped
     with pytest.raises(ValueError, match="already applied"):
-        apply_hmd(model, HMDConfig(LANGS))
+        apply_hmd(model, HMDConfig(LANGS, top_layers=6, rank=16))
 
 
 @pytest.mark.parametrize("use_peft", [False, True], ids=["plain", "peft"])
 def test_generate_with_cache_and_expansion(use_peft):
     model = make_model("qwen2", use_peft)
-    apply_hmd(model, HMDConfig(LANGS, rank=4))
+    apply_hmd(model, HMDConfig(LANGS, top_layers=6, rank=4))
     randomize_adapter(model, scale=1.0)
     prompt, mask = INPUT[:, :4], torch.ones(2, 4, dtype=torch.long)
     kw = dict(attention_mask=mask, max_new_tokens=5, pad_token_id=0, eos_token_id=None)
@@ -176,7 +176,7 @@ def test_decoupling_loss_and_aux():
     torch.testing.assert_close(decoupling_loss(a, b, torch.tensor([[1, 1, 0]])), torch.tensor(0.25))
 
     model = make_model()
-    apply_hmd(model, HMDConfig(LANGS, rank=4, decoupling=True, gate_bias_init=1.0))
+    apply_hmd(model, HMDConfig(LANGS, top_layers=6, rank=4, decoupling=True, gate_bias_init=1.0))
     mask = torch.tensor([[1, 1, 1, 1, 1, 1], [0, 0, 1, 1, 1, 1]])
     with language_routing(model, torch.tensor([2, 0]), attention_mask=mask):
         model(input_ids=INPUT, attention_mask=mask)
@@ -190,7 +190,7 @@ def test_decoupling_loss_and_aux():
 
 def test_gradient_checkpointing_and_autocast():
     model = make_model()
-    apply_hmd(model, HMDConfig(LANGS, rank=4))
+    apply_hmd(model, HMDConfig(LANGS, top_layers=6, rank=4))
     randomize_adapter(model)
     # transformers 5 renamed gradient_checkpointing_enable (deprecated) to activation_checkpointing_enable
     (getattr(model, "activation_checkpointing_enable", None) or model.gradient_checkpointing_enable)()
@@ -208,7 +208,7 @@ def test_missing_routing_and_bad_inputs():
     model = make_model()
     with language_routing(model, torch.tensor([0, 1])):  # no-op on a model without HMD
         model(input_ids=INPUT)
-    apply_hmd(model, HMDConfig(LANGS))
+    apply_hmd(model, HMDConfig(LANGS, top_layers=6, rank=16))
     with pytest.raises(RuntimeError, match="set_languages"):
         model(input_ids=INPUT)
     with pytest.raises(ValueError, match=r"\[0, 3\)"):
@@ -220,7 +220,8 @@ def test_missing_routing_and_bad_inputs():
 @pytest.mark.parametrize("kw", [
     dict(languages=[]), dict(languages="python"), dict(languages=["a", "a"]),
     dict(languages=["a"], rank=0), dict(languages=["a"], top_layers=0), dict(languages=["a"], rank=2.0),
+    dict(languages=["a"], gate_bias_init=float("nan")),
 ])
 def test_bad_config(kw):
     with pytest.raises(ValueError, match="HMDConfig"):
-        HMDConfig(**kw)
+        HMDConfig(**{"top_layers": 2, "rank": 4, **kw})

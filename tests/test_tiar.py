@@ -86,7 +86,7 @@ def test_gradient_reversal_flips_sign():
 
 def test_reversal_mode_gradient_is_negated_ce_gradient():
     torch.manual_seed(0)
-    tiar = TIAR(8, 3, width=16, mode="reversal", grl_scale=1.0)
+    tiar = TIAR(8, 3, width=16, mode="reversal", grl_scale=1.0, lr=1e-4, period=5)
     pooled = torch.randn(6, 8, requires_grad=True)
     task_ids = torch.tensor([0, 1, 2, 0, 1, 2])
     loss, _ = tiar.model_term(pooled, task_ids)
@@ -111,7 +111,7 @@ def _toy_problem(n=64, h=8, k=3, seed=0):
 def test_discriminator_learns_separable_toy_problem():
     torch.manual_seed(0)
     x, y = _toy_problem()
-    tiar = TIAR(8, 3, width=32, lr=1e-2)
+    tiar = TIAR(8, 3, width=32, lr=1e-2, mode="uniform", period=5)
     first = tiar.discriminator_step(x, y)
     for _ in range(40):
         stats = tiar.discriminator_step(x, y)
@@ -124,7 +124,7 @@ def test_discriminator_learns_separable_toy_problem():
 def test_model_term_does_not_change_discriminator():
     torch.manual_seed(0)
     x, y = _toy_problem()
-    tiar = TIAR(8, 3, width=16)
+    tiar = TIAR(8, 3, width=16, lr=1e-4, mode="uniform", period=5)
     tiar.discriminator_step(x, y)
     before = copy.deepcopy(tiar.discriminator.state_dict())
     loss, acc = tiar.model_term(x.clone().requires_grad_(), y)
@@ -137,13 +137,13 @@ def test_model_term_does_not_change_discriminator():
 def test_state_dict_round_trip_reproduces_next_step():
     torch.manual_seed(0)
     x, y = _toy_problem()
-    a = TIAR(8, 3, width=16, lr=1e-2)
+    a = TIAR(8, 3, width=16, lr=1e-2, mode="uniform", period=5)
     for _ in range(3):
         a.discriminator_step(x, y)
     state = copy.deepcopy(a.state_dict())
 
     torch.manual_seed(123)  # different init: everything must come from the checkpoint
-    b = TIAR(8, 3, width=16, lr=1e-2)
+    b = TIAR(8, 3, width=16, lr=1e-2, mode="uniform", period=5)
     b.load_state_dict(state)
 
     sa = a.discriminator_step(x, y)
@@ -156,7 +156,7 @@ def test_state_dict_round_trip_reproduces_next_step():
     assert torch.equal(la, lb)
 
     with pytest.raises(ValueError):
-        TIAR(8, 4, width=16).load_state_dict(state)
+        TIAR(8, 4, width=16, lr=1e-4, mode="uniform", period=5).load_state_dict(state)
 
 
 def test_bad_mode_rejected():
@@ -165,4 +165,4 @@ def test_bad_mode_rejected():
     with pytest.raises(ValueError):
         adversarial_loss(torch.zeros(2, 3), "reversal")
     with pytest.raises(ValueError):
-        TIAR(8, 3, mode="nope")
+        TIAR(8, 3, mode="nope", lr=1e-4, period=5, width=16)

@@ -21,7 +21,7 @@ from mftcoder_pp.train.batching import Stream, collate_packed, collate_padded
 from mftcoder_pp.train.checkpoint import latest_checkpoint
 from mftcoder_pp.train.config import TrainConfig
 from mftcoder_pp.train.dataset import DataError, build_corpus, pretrain_text
-from mftcoder_pp.losses.balance import per_task_token_losses
+from mftcoder_pp.losses.tokens import per_task_token_losses
 
 
 def _metrics(out: Path) -> list[dict]:
@@ -69,6 +69,36 @@ def test_config_errors_name_the_key(tmp_path):
                             mixing={"loss": "data_balanced"})
     with pytest.raises(ConfigError, match="strategy: plain"):
         load_config(balanced, TrainConfig)
+
+
+@pytest.mark.parametrize("section, value, message", [
+    ("dagg", {"every": 0}, r"modules\.dagg\.every: must be >= 1, got 0"),
+    ("dagg", {"lam": 1.5}, r"modules\.dagg\.lam: must be in \[0, 1\]"),
+    ("dagg", {"layers": []}, r"modules\.dagg\.layers: must be null or a non-empty list"),
+    ("tiar", {"period": 0}, r"modules\.tiar\.period: must be >= 1"),
+    ("tiar", {"buffer": 0}, r"modules\.tiar\.buffer: must be >= 1"),
+    ("tiar", {"lr": 0.0}, r"modules\.tiar\.lr: must be > 0"),
+    ("hmd", {"rank": 0}, r"modules\.hmd\.rank: must be >= 1"),
+    ("hmd", {"decoupling_weight": -0.1}, r"modules\.hmd\.decoupling_weight: must be >= 0"),
+    ("focal", {"ema": 1.0}, r"modules\.focal\.ema: must be in \[0, 1\)"),
+    ("focal", {"weight": -1.0}, r"modules\.focal\.weight: must be >= 0"),
+])
+def test_module_settings_are_checked_when_the_config_loads(tmp_path, section, value, message):
+    """A bad module setting fails at load time, naming the key, not after the data and model loaded."""
+    bad = train_config(tmp_path / "m.yaml", out="x", data={"prepared": ["p"]}, model={"tokenizer": "t"},
+                       modules={section: {"enabled": True, **value}})
+    with pytest.raises(ConfigError, match=message):
+        load_config(bad, TrainConfig)
+
+
+def test_training_never_imports_generation_or_evaluation():
+    """Early stopping gets its dev score as a callback: the training package sits below the stages."""
+    code = ("import sys, mftcoder_pp.train.loop, mftcoder_pp.train.earlystop; "
+            "print(sorted(m for m in sys.modules if m in ('mftcoder_pp.generate', 'mftcoder_pp.evaluate')))")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip() == "[]"
 
 
 def test_cli_reports_bad_data_with_file_and_line(tiny_workspace, tmp_path, capsys):
@@ -160,10 +190,10 @@ def test_pretraining_can_also_see_the_prompt_schema(tiny_workspace, tmp_path):
 def test_stream_resumes_exactly(tiny_workspace):
     tok = load_tokenizer(tiny_workspace["tokenizer"])
     exs = build_corpus([str(tiny_workspace["prepared"])], tok, max_length=256).train["synthesis/python"]
-    a = Stream(exs, 4, 0, "t")
+    a = Stream(exs, 4, 0, "t", group_by_length=True)
     for _ in range(7):  # crosses an epoch boundary (22 examples -> 5 batches per epoch)
         a.next()
-    b = Stream(exs, 4, 0, "t")
+    b = Stream(exs, 4, 0, "t", group_by_length=True)
     b.load_state_dict(json.loads(json.dumps(a.state_dict())))
     assert [[e.input_ids for e in a.next()] for _ in range(6)] == [[e.input_ids for e in b.next()] for _ in range(6)]
 
@@ -176,13 +206,12 @@ def test_packed_batches_give_the_padded_loss(tiny_workspace):
     with torch.no_grad():
         stats = []
         for batch in (collate_padded(exs, tok.pad_token_id), collate_packed(exs, tok.pad_token_id, 512)):
-            extra = {"position_ids": batch["position_ids"]} if "position_ids" in batch else {}
-            logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], **extra).logits
-            stats.append(per_task_token_losses(logits, batch["labels"], batch["token_task"], 3))
+            logits = model(**batch.model_inputs()).logits
+            stats.append(per_task_token_losses(logits, batch.labels, batch.token_task, 3))
     padded, packed = stats
     assert packed.token_count.tolist() == padded.token_count.tolist()
     assert torch.allclose(packed.loss_sum, padded.loss_sum, rtol=1e-4)
-    assert collate_packed(exs, tok.pad_token_id, 512)["input_ids"].shape[0] < len(exs)
+    assert collate_packed(exs, tok.pad_token_id, 512).input_ids.shape[0] < len(exs)
 
 
 # -- optimisation ------------------------------------------------------------------------------
@@ -200,11 +229,33 @@ def test_schedule_and_per_task_rates():
 def test_dagg_defaults_to_the_middle_layers():
     from types import SimpleNamespace
 
-    from mftcoder_pp.train.objective import dagg_layers
+    from mftcoder_pp.train.terms import dagg_layers
 
     model = lambda n: SimpleNamespace(config=SimpleNamespace(num_hidden_layers=n))  # noqa: E731
     assert dagg_layers(None, model(4)) == [1, 2] and dagg_layers(None, model(30)) == [14, 15]
     assert dagg_layers(None, model(1)) == [0] and dagg_layers([-1], model(4)) == [-1]
+
+
+def test_trainable_params_count_hmd_fusion(tiny_workspace, tmp_path):
+    """The adapter report is taken after every adapter is applied: HMD-Fusion's branches count."""
+    from mftcoder_pp.config import from_dict
+    from mftcoder_pp.modules.hmd_fusion import hmd_parameters
+    from mftcoder_pp.train.setup import build_model, describe
+
+    tok = load_tokenizer(tiny_workspace["tokenizer"])
+    sections = {"out": str(tmp_path / "o"), "data": {"prepared": ["p"]}, "model": {"tokenizer": "t", "tiny": TINY},
+                "adapter": {"kind": "lora", "lora": {"rank": 4, "alpha": 8}}}
+    reports = {}
+    for hmd in (False, True):
+        cfg = from_dict(TrainConfig, {**sections, "modules": {"hmd": {"enabled": hmd, "top_layers": 2, "rank": 4}}})
+        model, report = build_model(cfg, tok)
+        assert report.trainable_params == sum(p.numel() for p in model.parameters() if p.requires_grad)
+        assert report.total_params == sum(p.numel() for p in model.parameters())
+        reports[hmd] = (describe(report), sum(p.numel() for _, p in hmd_parameters(model)))
+    (plain, none), (with_hmd, branches) = reports[False], reports[True]
+    assert none == 0 and branches > 0
+    assert with_hmd["trainable_params"] == plain["trainable_params"] + branches
+    assert with_hmd["total_params"] == plain["total_params"] + branches
 
 
 # -- runs --------------------------------------------------------------------------------------

@@ -6,19 +6,22 @@ gradient. Reading used here (DESIGN.md, "Focal alignment loss"):
 
 * the focal factor ``α_i (1 - p̄_i)^β`` uses the DETACHED exponential moving average p̄_i of task i's
   token accuracy (:class:`TaskAccuracyEMA`, starts at 0 so the early focal weight is high), β = 2, and
-  α_i = task i's current sampling probability (annealed by the scheduler; treated as a constant here);
+  α_i = task i's current sampling probability (ATDS's π as refreshed during training, or the fixed
+  temperature prior; detached, a constant within the step);
 * it multiplies ``-log p_i`` where p_i is the CURRENT batch's mean target-token probability for task i
   (:func:`mean_target_prob`, differentiable w.r.t. the logits);
 * the loss is the MEAN over the tasks present in the batch (not the paper's sum), so its scale does
   not grow with the number of tasks a batch happens to contain; absent tasks contribute nothing.
 
+The EMA is fed the step's per-task token accuracy (argmax hits / target tokens, counted with the task
+cross-entropy in losses/tokens.py), after the optimizer step.
+
 Logits and labels are taken UNSHIFTED, as Hugging Face causal LMs produce/consume them
 (``labels[b, t]`` is the token at position t, -100 = ignored); the shift (logits at t predict the label
 at t+1) happens inside :func:`target_logprobs`. Per-token log-probabilities are computed as
 ``logit[target] - logsumexp(logits)`` so no full (B, T, V) softmax / log-softmax copy is kept; low
-precision logits are upcast to float32 first (the same upcast Hugging Face's own loss does).
-:func:`target_logprobs` is public so the training loop can compute the task cross-entropy and this
-loss from one pass over the logits.
+precision logits are upcast to float32 first (the same upcast Hugging Face's own loss does). This is
+a second pass over the logits, beside the task cross-entropy's.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from typing import Any
 
 import torch
 
-IGNORE_INDEX = -100
+from ..data.prompts import IGNORE_INDEX
 
 
 def target_logprobs(logits: torch.Tensor, labels: torch.Tensor, ignore_index: int = IGNORE_INDEX):
@@ -76,22 +79,9 @@ def mean_target_prob(
     return task_mean(logp.exp(), valid, task_ids, num_tasks)
 
 
-@torch.no_grad()
-def token_accuracy_per_task(
-    logits: torch.Tensor, labels: torch.Tensor, task_ids: torch.Tensor, num_tasks: int,
-    ignore_index: int = IGNORE_INDEX,
-):
-    """Greedy next-token accuracy per task (detached): -> (acc (K,), present (K,) bool)."""
-    pred = logits[:, :-1, :].argmax(dim=-1)  # (B, T-1)
-    target = labels[:, 1:].to(pred.device)
-    valid = target != ignore_index
-    hit = (pred == target).float()
-    return task_mean(hit, valid, task_ids, num_tasks)
-
-
 def focal_alignment_loss(
-    p: torch.Tensor, ema_acc: torch.Tensor, alpha: torch.Tensor, present: torch.Tensor,
-    beta: float = 2.0, eps: float = 1e-8,
+    p: torch.Tensor, ema_acc: torch.Tensor, alpha: torch.Tensor, present: torch.Tensor, *,
+    beta: float, eps: float = 1e-8,
 ) -> torch.Tensor:
     """``mean_{i present} α_i (1 - p̄_i)^β · (-log p_i)``; α and p̄ are detached, p is not.
 
@@ -115,7 +105,7 @@ class TaskAccuracyEMA:
     No bias correction on purpose: the low early value keeps the focal weight high at the start.
     """
 
-    def __init__(self, num_tasks: int, decay: float = 0.9):
+    def __init__(self, num_tasks: int, decay: float):
         if not 0.0 <= decay < 1.0:
             raise ValueError(f"EMA decay must be in [0, 1), got {decay}")
         self.num_tasks, self.decay = int(num_tasks), float(decay)
@@ -142,7 +132,7 @@ class TaskAccuracyEMA:
             self.updates[i] += 1
 
     def update_present(self, acc: torch.Tensor, present: torch.Tensor) -> None:
-        """Update from :func:`token_accuracy_per_task`'s (acc (K,), present (K,))."""
+        """Fold in the tasks marked in ``present`` (K,) with their accuracy ``acc`` (K,)."""
         idx = present.detach().cpu().bool().nonzero().flatten()
         self.update(idx, acc.detach().cpu()[idx])
 

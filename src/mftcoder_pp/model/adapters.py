@@ -1,4 +1,5 @@
-"""What trains: LoRA through PEFT, or every weight; vocabulary adapters; frozen position embeddings.
+"""What trains, applied in one place before anything counts parameters: LoRA through PEFT, or every
+weight; vocabulary adapters; frozen position embeddings; HMD-Fusion's branches.
 
 Vocabulary adapters (paper 3.5): the language prefix tokens' embedding rows train while every other
 row stays frozen. With LoRA this is PEFT's `trainable_token_indices` (only those rows are trainable
@@ -6,6 +7,8 @@ and saved with the adapter); with full fine-tuning every row trains anyway.
 Frozen positional embeddings: models with learned absolute position embeddings (GPT-2's `wpe`,
 OPT's `embed_positions`, ...) keep them frozen; RoPE models (Qwen2, Llama) have none — reported as
 such, nothing is faked.
+HMD-Fusion (modules/hmd_fusion.py) wraps the top decoder layers after PEFT: `get_peft_model` freezes
+every parameter it does not own, the branches included, had they been there first.
 """
 
 from __future__ import annotations
@@ -13,6 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+
+from ..modules.hmd_fusion import HMDConfig, apply_hmd
 
 POSITION_EMBEDDING_NAMES = ("wpe", "embed_positions", "position_embeddings")
 
@@ -32,10 +37,11 @@ def position_embedding_modules(model: torch.nn.Module) -> list[tuple[str, torch.
             if isinstance(m, torch.nn.Embedding) and n.rsplit(".", 1)[-1] in POSITION_EMBEDDING_NAMES]
 
 
-def apply_adapters(model, kind: str, *, lora_rank: int = 8, lora_alpha: float = 16.0, lora_dropout: float = 0.1,
-                   target_modules: list[str] | None = None, new_token_ids: list[int] | None = None,
-                   freeze_position_embeddings: bool = True, gradient_checkpointing: bool = False):
-    """Returns (model, AdapterReport). `new_token_ids`: rows trained as vocabulary adapters."""
+def apply_adapters(model, kind: str, *, lora_rank: int, lora_alpha: float, lora_dropout: float,
+                   target_modules: list[str], new_token_ids: list[int], freeze_position_embeddings: bool,
+                   gradient_checkpointing: bool, hmd: HMDConfig | None):
+    """Returns (model, AdapterReport). `new_token_ids`: rows trained as vocabulary adapters; `hmd`:
+    HMD-Fusion's branches on the top layers (None: none). The report counts everything that trains."""
     new_token_ids = sorted(set(new_token_ids or []))
     if gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
@@ -62,6 +68,8 @@ def apply_adapters(model, kind: str, *, lora_rank: int = 8, lora_alpha: float = 
                 frozen.append(name)
     else:
         raise ValueError(f"adapter.kind: unknown {kind!r} (lora, full)")
+    if hmd is not None:
+        apply_hmd(model, hmd)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     total = sum(p.numel() for p in model.parameters())
     note = "" if frozen else "no learned position embeddings (rotary positions): nothing to freeze"

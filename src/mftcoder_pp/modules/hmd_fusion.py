@@ -44,7 +44,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .layers import find_decoder_layers as _find_layers
+from .layers import find_decoder_layers
 
 CONFIG_NAME = "hmd_adapter_config.json"
 WEIGHTS_NAME = "hmd_adapter_model.safetensors"
@@ -54,8 +54,8 @@ FORMAT_VERSION = 1
 @dataclass(frozen=True)
 class HMDConfig:
     languages: list[str]
-    top_layers: int = 6
-    rank: int = 16
+    top_layers: int
+    rank: int
     decoupling: bool = False
     gate_bias_init: float = 0.0
 
@@ -175,9 +175,11 @@ def hmd_layers(model: nn.Module) -> list[HMDLayer]:
     return [m for m in model.modules() if isinstance(m, HMDLayer)]
 
 
-def find_decoder_layers(model: nn.Module) -> tuple[str, nn.ModuleList]:
-    """The decoder-layer list: the longest non-empty ModuleList named layers/h/blocks."""
-    return _find_layers(model, "HMD-Fusion")
+def _layers(model: nn.Module) -> nn.ModuleList:
+    try:
+        return find_decoder_layers(model)
+    except ValueError as exc:
+        raise ValueError(f"HMD-Fusion: {exc}") from None
 
 
 def _hidden_size(model: nn.Module) -> int:
@@ -191,12 +193,13 @@ def _hidden_size(model: nn.Module) -> int:
 
 
 def _wrap(model: nn.Module, cfg: HMDConfig, indices: list[int]) -> nn.Module:
-    name, layers = find_decoder_layers(model)
+    layers = _layers(model)
     if any(isinstance(layer, HMDLayer) for layer in layers):
-        raise ValueError(f"HMD-Fusion is already applied to {name}")
+        raise ValueError(f"HMD-Fusion is already applied to {type(model).__name__}")
     bad = [i for i in indices if not 0 <= i < len(layers)]
     if bad:
-        raise ValueError(f"HMD-Fusion: layer indices {bad} out of range for {name} ({len(layers)} layers)")
+        raise ValueError(f"HMD-Fusion: layer indices {bad} out of range for {type(model).__name__} "
+                         f"({len(layers)} layers)")
     hidden = _hidden_size(model)
     for i in indices:
         layers[i] = HMDLayer(layers[i], hidden, cfg, i)
@@ -205,13 +208,13 @@ def _wrap(model: nn.Module, cfg: HMDConfig, indices: list[int]) -> nn.Module:
 
 def apply_hmd(model: nn.Module, cfg: HMDConfig) -> nn.Module:
     """Wrap the top ``cfg.top_layers`` decoder layers (all if fewer) in place; returns ``model``."""
-    n = len(find_decoder_layers(model)[1])
+    n = len(_layers(model))
     return _wrap(model, cfg, list(range(max(0, n - cfg.top_layers), n)))
 
 
 def remove_hmd(model: nn.Module) -> nn.Module:
     """Unwrap in place (e.g. before saving the base model with HF's save_pretrained)."""
-    _, layers = find_decoder_layers(model)
+    layers = _layers(model)
     for i, layer in enumerate(layers):
         if isinstance(layer, HMDLayer):
             layers[i] = layer.base_layer
@@ -317,7 +320,7 @@ def save_hmd_adapter(model: nn.Module, out_dir: str | os.PathLike) -> None:
     meta = {
         **asdict(cfg),
         "layer_indices": sorted(layer.hmd_layer_idx for layer in layers),
-        "num_hidden_layers": len(find_decoder_layers(model)[1]),
+        "num_hidden_layers": len(_layers(model)),
         "hidden_size": _hidden_size(model),
         "format_version": FORMAT_VERSION,
     }

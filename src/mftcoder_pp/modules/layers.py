@@ -1,5 +1,6 @@
-"""Finding a causal LM's decoder-layer list, through PEFT wrappers: shared by the modules that hook or
-wrap layers (HMD-Fusion, DAGG)."""
+"""Finding a causal LM's decoder-layer list, through PEFT wrappers: the one lookup the modules that hook
+or wrap layers (HMD-Fusion, DAGG's attention capture) and the exporter share, so they agree on which
+list is "the layers"."""
 
 from __future__ import annotations
 
@@ -8,15 +9,15 @@ import torch.nn as nn
 LAYER_LIST_NAMES = ("layers", "h", "blocks")
 
 
-def find_decoder_layers(model: nn.Module, who: str = "") -> tuple[str, nn.ModuleList]:
-    """(name, list): the longest non-empty ModuleList named layers/h/blocks (or ending in "layers")."""
-    best: tuple[str, nn.ModuleList] | None = None
+def find_decoder_layers(model: nn.Module) -> nn.ModuleList:
+    """The longest non-empty ModuleList named layers/h/blocks (or ending in "layers"); the list itself,
+    so callers can replace entries in place. ValueError naming the model's class when there is none."""
+    best: nn.ModuleList | None = None
     for name, mod in model.named_modules():
         last = name.rsplit(".", 1)[-1]
         if isinstance(mod, nn.ModuleList) and len(mod) and (last.endswith("layers") or last in LAYER_LIST_NAMES):
-            if best is None or len(mod) > len(best[1]):
-                best = (name, mod)
+            if best is None or len(mod) > len(best):
+                best = mod
     if best is None:
-        prefix = f"{who}: " if who else ""
-        raise ValueError(f"{prefix}no decoder layer list ({'/'.join(LAYER_LIST_NAMES)}) in {type(model).__name__}")
+        raise ValueError(f"no decoder layer list ({'/'.join(LAYER_LIST_NAMES)}) in {type(model).__name__}")
     return best

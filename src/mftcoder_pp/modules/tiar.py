@@ -50,7 +50,7 @@ class Discriminator(nn.Module):
     differentiable, so adversarial gradients still reach the pooled states.
     """
 
-    def __init__(self, hidden_size: int, num_tasks: int, width: int = 256, normalize_input: bool = True):
+    def __init__(self, hidden_size: int, num_tasks: int, width: int, normalize_input: bool = True):
         super().__init__()
         if num_tasks < 2:
             raise ValueError(f"TIAR needs at least 2 tasks, got {num_tasks}")
@@ -134,7 +134,7 @@ class TIARSchedule:
     trains on its task loss); in "model" phases D is frozen and the adversarial term is on.
     """
 
-    def __init__(self, period: int = 5):
+    def __init__(self, period: int):
         if period < 1:
             raise ValueError(f"TIAR period must be >= 1, got {period}")
         self.period = int(period)
@@ -167,11 +167,11 @@ class TIAR:
         hidden_size: int,
         num_tasks: int,
         *,
-        width: int = 256,
-        lr: float = 1e-4,
-        mode: str = "uniform",
+        width: int,
+        lr: float,
+        mode: str,
+        period: int,
         grl_scale: float = 1.0,
-        period: int = 5,
         normalize_input: bool = True,
         device: torch.device | str | None = None,
     ):

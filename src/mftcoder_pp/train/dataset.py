@@ -14,6 +14,7 @@ import fnmatch
 import random
 from dataclasses import dataclass
 
+from ..data.encoding import leading_special_ids, prompt_ids
 from ..data.prompts import IGNORE_INDEX, build_example, language_token, render_prompt
 from ..data.records import DataError, from_row, read_prepared
 
@@ -81,6 +82,7 @@ def build_corpus(paths: list[str], tokenizer, *, max_length: int, stage: str = "
     keys = select_tasks(set(by_task), tasks)
     vocab = tokenizer.get_vocab()
     eos = tokenizer.eos_token_id
+    lead = leading_special_ids(tokenizer)  # the tokenizer's BOS, if it adds one: generation starts with it too
     train: dict[str, list[TrainExample]] = {}
     dev: dict[str, list[TrainExample]] = {}
     stats: dict[str, dict] = {}
@@ -96,15 +98,15 @@ def build_corpus(paths: list[str], tokenizer, *, max_length: int, stage: str = "
                 for fmt in pretrain_formats:  # a record's renderings stay together (same side of the dev split)
                     if fmt == "code":
                         text = (language_token(rec.language) if prefix else "") + pretrain_text(rec.input, rec.output)
-                        ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+                        ids = prompt_ids(tokenizer, text, lead)
                     else:  # tokenized as SFT and generation do: the prompt alone, then the response
-                        ids = (tokenizer(_prompt(rec, prefix), add_special_tokens=False)["input_ids"]
+                        ids = (prompt_ids(tokenizer, _prompt(rec, prefix), lead)
                                + tokenizer(rec.output, add_special_tokens=False)["input_ids"])
                     ids = ids[:max_length - 1] + [eos]
                     truncated += len(ids) == max_length
                     examples.append(TrainExample(ids, list(ids), ti, rec.language))
                 continue
-            p_ids = tokenizer(_prompt(rec, prefix), add_special_tokens=False)["input_ids"]
+            p_ids = prompt_ids(tokenizer, _prompt(rec, prefix), lead)
             r_ids = tokenizer(rec.output, add_special_tokens=False)["input_ids"]
             ex = build_example(p_ids, r_ids, max_length, eos)
             if ex is None:

@@ -22,12 +22,13 @@ def save_base(model, tokenizer, path: Path) -> Path:
 def hmd_unwrapped(model):
     """Temporarily put the original decoder layers back (HMD-Fusion wraps them), so the base/PEFT
     weights save under their usual names; the HMD adapter is saved on its own."""
-    from ..modules.hmd_fusion import HMDLayer, find_decoder_layers
+    from ..modules.hmd_fusion import HMDLayer
+    from ..modules.layers import find_decoder_layers
 
     wrapped = {}
     try:
-        _, layers = find_decoder_layers(model)
-    except (ValueError, RuntimeError):
+        layers = find_decoder_layers(model)
+    except ValueError:
         layers = []
     for i, layer in enumerate(layers):
         if isinstance(layer, HMDLayer):

@@ -83,19 +83,13 @@ def read_run_info(metrics_path: str | Path) -> dict:
 
 
 def term_weights(info: Mapping) -> dict[str, float]:
-    """λ of each auxiliary term from train_config.json's ``config.modules`` (schema defaults where absent)."""
-    from .config import DAGGSettings, FocalSettings, HMDSettings, TIARSettings
+    """λ of each auxiliary term, read from train_config.json's ``config.modules`` through the train
+    config schema, so a missing key takes the schema's default and a bad one is an error."""
+    from ..config import from_dict
+    from .config import ModulesConfig
 
-    modules = (info.get("config") or {}).get("modules") or {}
-
-    def get(section: str, key: str, default: float) -> float:
-        value = (modules.get(section) or {}).get(key, default)
-        return float(value) if isinstance(value, (int, float)) else default
-
-    return {"dagg": get("dagg", "weight", DAGGSettings().weight),
-            "adv": get("tiar", "weight", TIARSettings().weight),
-            "align": get("focal", "weight", FocalSettings().weight),
-            "decoupling": get("hmd", "decoupling_weight", HMDSettings().decoupling_weight)}
+    modules = (info.get("config") or {}).get("modules") or {}  # absent file or section: the defaults
+    return from_dict(ModulesConfig, modules, where="train_config.json", path="config.modules").term_weights()
 
 
 def ema(values: Iterable[float], smoothing: float) -> list[float]:

@@ -55,7 +55,7 @@ import math
 import random
 from typing import Literal, Mapping
 
-from mftcoder_pp.data.sampling import DEFAULT_TEMPERATURE, temperature_probabilities
+from ..data.sampling import temperature_probabilities
 
 Strategy = Literal["temperature", "atds", "uniform"]
 STRATEGIES = ("temperature", "atds", "uniform")
@@ -78,9 +78,9 @@ def zscore(values: Mapping[str, float | None], tasks: list[str], eps: float = 1e
 class TaskScheduler:
     """One task per optimizer step, drawn from π (see the module docstring for the strategies)."""
 
-    def __init__(self, sizes: Mapping[str, int], strategy: Strategy, *, temperature: float = DEFAULT_TEMPERATURE,
-                 alpha: float = 0.7, beta: float = 0.3, refresh_every: int = 50, ema: float = 0.9, seed: int = 0,
-                 min_prob: float = 0.0, velocity_sign: int = 1):
+    def __init__(self, sizes: Mapping[str, int], strategy: Strategy, *, temperature: float, alpha: float, beta: float,
+                 refresh_every: int, ema: float, seed: int, min_prob: float, velocity_sign: int):
+        """Every setting is required: the train config (`mixing`, `mixing.atds`) holds the defaults."""
         if strategy not in STRATEGIES:
             raise ValueError(f"unknown strategy {strategy!r}; expected one of {STRATEGIES}")
         if not sizes:

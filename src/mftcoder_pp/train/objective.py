@@ -2,141 +2,106 @@
 
     L = Σ_i w_i L_task^(i) + λ1 L_DAGG + λ2 L_adv + λ3 L_align (+ λ_dec L_decoupling)
 
-Each module is switched by the config (modules.*); with all off this is plain multitask SFT and
-costs one forward. The task term is normalised by the global token counts (see loop.py); the
-auxiliary terms are per-micro-batch means, so the loop scales them by 1/grad_accum.
-The discriminator (TIAR) trains after the model's optimizer step on a buffer of recent pooled prompt
-states (one task per step would otherwise show it a single class at a time), gathered over processes
-so every process's copy stays identical.
+The task term is per-task token cross-entropy weighted by `losses.tokens` and normalised by the
+optimizer step's *global* per-task token counts (see loop.py); the auxiliary terms (train/terms.py)
+are per-micro-batch means, so the loop scales them by 1/grad_accum. With every module off this is
+plain multitask SFT and costs one forward.
+
+`forward` is the one way a batch goes through the model (HMD-Fusion routes each row by its
+language), shared by training and the per-task dev losses.
 """
 
 from __future__ import annotations
 
-from collections import deque
-from contextlib import nullcontext
+from contextlib import ExitStack, nullcontext
+from typing import Any, Callable, Sequence
 
 import torch
 
-from ..data.prompts import IGNORE_INDEX
-from ..execution.languages import LANGUAGES
-from ..losses.balance import TaskStats, per_task_token_losses
-from ..losses.focal import TaskAccuracyEMA, focal_alignment_loss, mean_target_prob
-from ..modules.dagg import DAGG
-from ..modules.hmd_fusion import HMDConfig, apply_hmd, hmd_aux, language_routing
-from ..modules.tiar import TIAR, pool_prompt
+from ..losses.tokens import TaskStats, per_task_token_losses, weighted_task_loss
+from ..modules.hmd_fusion import hmd_layers, language_routing
+from .batching import Batch, TrainExample
 from .config import ModulesConfig
+from .terms import Outputs, Step, build_terms
 
-HMD_LANGUAGES = list(LANGUAGES)  # every language routes, trained or not
+
+def forward(model, batch: Batch, *, hidden_states: bool = False, around: Sequence = ()):
+    """The model's outputs for `batch` (already on the model's device), routed by language when the
+    model has HMD-Fusion; `around`: context managers entered around the forward only."""
+    layers = hmd_layers(model)
+    routing = nullcontext()
+    if layers:
+        langs = layers[0].hmd_cfg.languages  # every language has a branch, trained or not
+        ids = torch.tensor([langs.index(lang) for lang in batch.languages], device=batch.input_ids.device)
+        routing = language_routing(model, ids, batch.attention_mask)
+    with routing, ExitStack() as stack:
+        for cm in around:
+            stack.enter_context(cm)
+        return model(**batch.model_inputs(), output_hidden_states=hidden_states)
 
 
 class Objective:
-    def __init__(self, cfg: ModulesConfig, num_tasks: int, model, device):
-        self.cfg, self.K, self.device = cfg, num_tasks, device
-        if cfg.hmd.enabled:  # after PEFT: get_peft_model would freeze the branches
-            apply_hmd(model, HMDConfig(languages=HMD_LANGUAGES, top_layers=cfg.hmd.top_layers, rank=cfg.hmd.rank,
-                                       decoupling=cfg.hmd.decoupling))
-        hidden = model.config.hidden_size
-        t = cfg.tiar
-        self.tiar = TIAR(hidden, num_tasks, width=t.width, lr=t.lr, mode=t.mode, period=t.period,
-                         device=device) if t.enabled else None
-        self.buffer: deque = deque(maxlen=t.buffer)
-        self.dagg = (DAGG(dagg_layers(cfg.dagg.layers, model), cfg.dagg.lam, cfg.dagg.every)
-                     if cfg.dagg.enabled else None)
-        self.ema = TaskAccuracyEMA(num_tasks, cfg.focal.ema) if cfg.focal.enabled else None
-        self._pending: list[tuple[torch.Tensor, torch.Tensor]] = []
+    def __init__(self, cfg: ModulesConfig, num_tasks: int, model, device, *, with_entropy: bool):
+        """`with_entropy`: also sum the predictive entropy per task (an extra pass over the logits, for
+        the scheduler that reads it)."""
+        self.K, self.device, self.with_entropy = num_tasks, device, with_entropy
+        self.terms = build_terms(cfg, model, num_tasks, device)
+        self.hidden_states = any(t.hidden_states for t in self.terms)
 
-    def micro_loss(self, model, inputs: dict, step: int, task_loss_fn, probs: torch.Tensor,
-                   autocast, with_entropy: bool = True) -> tuple[torch.Tensor, torch.Tensor, TaskStats, dict]:
-        """(task loss, auxiliary loss, stats, logged terms) of one micro-batch; the predictive
-        entropy (an extra pass over the logits) only when a scheduler reads it."""
-        cfg, dev = self.cfg, self.device
-        ids, mask = inputs["input_ids"].to(dev), inputs["attention_mask"].to(dev)
-        labels, token_task = inputs["labels"].to(dev), inputs["token_task"].to(dev)
-        extra = {"position_ids": inputs["position_ids"].to(dev)} if "position_ids" in inputs else {}
-        terms: dict[str, float] = {}
-        routing = nullcontext()
-        if cfg.hmd.enabled:
-            lang_ids = torch.tensor([HMD_LANGUAGES.index(lang) for lang in inputs["languages"]], device=dev)
-            routing = language_routing(model, lang_ids, mask)
-        dagg_on = self.dagg is not None and self.dagg.active(step)
-        with routing, autocast():
-            with (self.dagg.capture(model) if dagg_on else nullcontext()) as cap:
-                out = model(input_ids=ids, attention_mask=mask, output_hidden_states=self.tiar is not None, **extra)
-            logits = out.logits  # (B, T, V)
-            stats = per_task_token_losses(logits, labels, token_task, self.K, with_entropy=with_entropy)
-            task_loss = task_loss_fn(stats)
-            aux = logits.new_zeros((), dtype=torch.float32)
-            if dagg_on:
-                l_dagg = self.dagg.loss(task_loss, cap, labels != IGNORE_INDEX, mask.bool())
-                aux = aux + cfg.dagg.weight * l_dagg
-                terms["dagg"] = float(l_dagg.detach())
-            if self.tiar is not None:
-                task_ids = inputs["task_ids"].to(dev)
-                prompt = mask.bool() & (labels == IGNORE_INDEX)  # (B, T): prompt tokens
-                pooled = pool_prompt(out.hidden_states[cfg.tiar.layer], prompt)  # (B, H)
-                self._pending.append((pooled.detach().float(), task_ids))
-                if self.tiar.schedule.adversarial_active(step):
-                    l_adv, acc = self.tiar.model_term(pooled.float(), task_ids)
-                    aux = aux + cfg.tiar.weight * l_adv
-                    terms.update(adv=float(l_adv.detach()), tiar_accuracy=acc)
-            if self.ema is not None:
-                p, present = mean_target_prob(logits, labels, inputs["task_ids"].to(dev), self.K)
-                l_align = focal_alignment_loss(p, self.ema.value.to(dev), probs.to(dev), present, cfg.focal.beta)
-                aux = aux + cfg.focal.weight * l_align
-                terms["align"] = float(l_align.detach())
-            if cfg.hmd.enabled:
-                info = hmd_aux(model)
-                if info["decoupling"] is not None:
-                    aux = aux + cfg.hmd.decoupling_weight * info["decoupling"]
-                    terms["decoupling"] = float(info["decoupling"].detach())
-                terms["gate"] = info["gate_mean"]
-        return task_loss, aux, stats, terms
+    def micro_loss(self, model, batch: Batch, step: Step, weights: torch.Tensor, counts: torch.Tensor,
+                   autocast) -> tuple[torch.Tensor, torch.Tensor, TaskStats, dict[str, Any]]:
+        """(task loss, weighted sum of the auxiliary terms, per-task stats, logged values) of one
+        micro-batch; `weights` and `counts` (K,): the task weighting and the global token counts."""
+        batch = batch.to(self.device)
+        aux, logged = torch.zeros((), dtype=torch.float32, device=self.device), {}
+        with autocast():
+            model_out = forward(model, batch, hidden_states=self.hidden_states,
+                                around=[t.around_forward(model, step) for t in self.terms])
+            logits = model_out.logits  # (B, T, V)
+            stats = per_task_token_losses(logits, batch.labels, batch.token_task, self.K,
+                                          with_entropy=self.with_entropy)
+            task_loss = weighted_task_loss(stats, weights, counts)
+            outputs = Outputs(logits, model_out.hidden_states if self.hidden_states else None, task_loss)
+            for term in self.terms:
+                value, extra = term.loss(outputs, batch, step)
+                if value is not None:
+                    aux = aux + term.weight * value
+                    logged[term.name] = float(value.detach())
+                logged.update(extra)
+        return task_loss, aux, stats, logged
 
-    def after_step(self, step: int, acc_obj, accuracy: torch.Tensor, present: torch.Tensor) -> dict:
-        """Discriminator step (TIAR's D phases) and the focal EMA update; returns logged values."""
-        logged: dict = {}
-        if self.ema is not None:
-            self.ema.update_present(accuracy, present)
-        if self.tiar is None:
-            return logged
-        pooled = torch.cat([p for p, _ in self._pending])
-        tasks = torch.cat([t for _, t in self._pending])
-        self._pending.clear()
-        if acc_obj.num_processes > 1:
-            pooled, tasks = acc_obj.gather(pooled), acc_obj.gather(tasks)
-        self.buffer.extend(zip(pooled.cpu(), tasks.cpu()))
-        if self.tiar.schedule.train_discriminator(step):
-            xs = torch.stack([x for x, _ in self.buffer]).to(self.device)
-            ys = torch.stack([y for _, y in self.buffer]).to(self.device)
-            for _ in range(self.cfg.tiar.discriminator_steps):
-                d = self.tiar.discriminator_step(xs, ys)
-            logged.update(discriminator_loss=d["loss"], discriminator_accuracy=d["acc"])
+    def after_step(self, step: int, accuracy: torch.Tensor, present: torch.Tensor,
+                   gather: Callable[[torch.Tensor], torch.Tensor]) -> dict[str, Any]:
+        """Each term's work after the optimizer step (TIAR's discriminator, the focal EMA); logged values."""
+        logged: dict[str, Any] = {}
+        for term in self.terms:
+            logged.update(term.after_step(step, accuracy, present, gather))
         return logged
 
     def state_dict(self) -> dict:
-        return {"tiar": self.tiar.state_dict() if self.tiar else None,
-                "buffer": [(x, int(y)) for x, y in self.buffer],
-                "ema": self.ema.state_dict() if self.ema else None}
+        return {key: value for term in self.terms for key, value in term.state_dict().items()}
 
     def load_state_dict(self, state: dict) -> None:
-        if self.tiar is not None:
-            self.tiar.load_state_dict(state["tiar"])
-            self.buffer.clear()
-            self.buffer.extend((x, torch.tensor(y)) for x, y in state["buffer"])
-        if self.ema is not None:
-            self.ema.load_state_dict(state["ema"])
+        for term in self.terms:
+            term.load_state_dict(state)
 
 
-def dagg_layers(layers: list[int] | None, model) -> list[int]:
-    """The configured DAGG layers, or the two middle decoder layers (one for a one-layer model)."""
-    if layers is not None:
-        return list(layers)
-    n = model.config.num_hidden_layers
-    return [n // 2] if n < 2 else [n // 2 - 1, n // 2]
-
-
-def token_mean(counts: torch.Tensor, weights: torch.Tensor):
-    """Σ_i w_i · loss_sum_i / N_i with the step's global per-task token counts N_i."""
-    def fn(stats: TaskStats) -> torch.Tensor:
-        return (weights.to(stats.loss_sum) * stats.loss_sum / counts.clamp(min=1).to(stats.loss_sum)).sum()
-    return fn
+@torch.no_grad()
+def dev_losses(model, dev: dict[str, list[TrainExample]], tasks: list[str], collate, micro: int, device,
+               autocast) -> dict[str, float]:
+    """Per-task token-mean loss on the held-out dev examples (CoBa's validation signal)."""
+    model.eval()
+    result = {}
+    for ti, t in enumerate(tasks):
+        total = n = 0.0
+        exs = dev[t]
+        for s in range(0, len(exs), max(micro, 1)):
+            batch = collate(exs[s:s + micro]).to(device)
+            with autocast():
+                logits = forward(model, batch).logits  # (B, T, V)
+            st = per_task_token_losses(logits, batch.labels, batch.token_task, len(tasks), with_entropy=False)
+            total += float(st.loss_sum[ti])
+            n += float(st.token_count[ti])
+        result[t] = total / max(n, 1)
+    model.train()
+    return result
