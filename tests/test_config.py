@@ -78,3 +78,22 @@ def test_exponent_floats_without_a_dot_are_numbers(tmp_path):
     path.write_text("lr: 1e-5\nname: 1e-5\n")
     c = load_config(path, C)
     assert c.lr == 1e-5 and c.name == "1e-5"
+
+
+def test_a_byte_order_mark_and_invalid_utf8(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_bytes(b"\xef\xbb\xbfsteps: 3\n")
+    assert load_config(path, Outer).steps == 3
+    path.write_bytes(b"steps: \xff\n")
+    with pytest.raises(ConfigError, match="c.yaml: not a UTF-8 text file"):
+        load_config(path, Outer)
+
+
+def test_overrides_on_a_file_that_is_not_a_mapping(tmp_path):
+    with pytest.raises(ConfigError, match="c.yaml: top level: expected a mapping, got list"):
+        load_config(write(tmp_path, "- 1\n"), Outer, overrides={"steps": 2})
+
+
+def test_a_typo_gets_a_suggestion(tmp_path):
+    with pytest.raises(ConfigError, match="did you mean 'steps'"):
+        load_config(write(tmp_path, "stepz: 3\n"), Outer)

@@ -170,3 +170,29 @@ def test_demo_config_runs(tmp_path):
     assert report["outputs"]["program-python.jsonl"] > 300 and report["outputs"]["synthesis-python.jsonl"] > 150
     assert report["rejected"]["contaminated"]["count"] > 0  # MBPP's train split repeats some test problems
     assert len(report["decontamination"]["benchmarks"]) > 10  # every registered benchmark
+
+
+def test_a_byte_order_mark_loses_no_record(tmp_path):
+    """Files exported on Windows start with a UTF-8 BOM; the first record must not become a bad line."""
+    rows = [{**GOOD, "id": "first"}, {**GOOD, "id": "second", "output": "def two():\n    return 2\n"}]
+    (tmp_path / "bom.jsonl").write_bytes(b"\xef\xbb\xbf" + "".join(json.dumps(r) + "\n" for r in rows).encode())
+    cfg = write_config(tmp_path, "\ufeffsources: [{path: bom.jsonl}]\nfigures: false\nsteps: {decontaminate: false}\n")
+    report = prepare(str(cfg.resolve()), out=str(tmp_path / "out"), strict=True)
+    assert report["totals"] == {"read": 2, "kept": 2, "rejected": 0}
+
+
+@pytest.mark.parametrize("path,message", [
+    ("data/foo.jsonl", "sources[1].path: no such file: data/foo.jsonl"),
+    (".", "sources[1].path: . is a directory, not a file"),
+    ("empty.jsonl", "sources[1].path: empty.jsonl: holds no rows"),
+    ("package:data/nope.jsonl", "sources[1].path: no such file in the mftcoder_pp package: package:data/nope.jsonl"),
+])
+def test_a_source_that_cannot_be_read_names_the_config_key(tmp_path, path, message):
+    (tmp_path / "a.jsonl").write_text(json.dumps(GOOD) + "\n")
+    (tmp_path / "empty.jsonl").write_text("")
+    cfg = write_config(tmp_path, f"sources: [{{path: a.jsonl}}, {{path: '{path}'}}]\nfigures: false\n")
+    with pytest.raises(ConfigError) as err:
+        prepare(str(cfg), out=str(tmp_path / "out"))
+    assert str(err.value).startswith(f"{cfg}: {message}")
+    if path != "empty.jsonl":  # found before anything is read or written
+        assert not (tmp_path / "out").exists()

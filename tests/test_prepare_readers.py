@@ -137,3 +137,71 @@ def test_detect_language():
     assert detect_language("package main\n\nimport \"fmt\"\n\nfunc main() {\n\tx := 1\n\tfmt.Println(x)\n}\n") == "go"
     assert detect_language("The capital of France is Paris. It is a lovely city.") is None
     assert detect_language("```bash\nls -la\n```") is None
+
+
+BOM = b"\xef\xbb\xbf"
+ALPACA = {"instruction": "Double x.", "output": "def f(x):\n    return 2 * x\n", "language": "python"}
+BOM_SOURCES = {  # (file name, format, content after the BOM)
+    "canonical": ("rows.jsonl", "canonical", json.dumps({**GOOD, "id": "first"}) + "\n" + json.dumps(GOOD) + "\n"),
+    "alpaca jsonl": ("rows.jsonl", "alpaca", json.dumps(ALPACA) + "\n"),
+    "alpaca json array": ("rows.json", "alpaca", json.dumps([ALPACA, {**ALPACA, "output": "y = 2\n"}], indent=1)),
+    "alpaca json object": ("row.json", "alpaca", json.dumps(ALPACA)),
+    "chat_rounds": ("chat.jsonl", "chat_rounds", json.dumps({"chat_rounds": [
+        {"role": "human", "content": "Double x in Python."}, {"role": "bot", "content": ALPACA["output"]}]}) + "\n"),
+    "prompt_completion": ("pc.jsonl", "prompt_completion",
+                          json.dumps({"prompt": "Double x.", "completion": "```python\nx = 2\n```"}) + "\n"),
+}
+
+
+@pytest.mark.parametrize("gz", [False, True], ids=["plain", "gzip"])
+@pytest.mark.parametrize("kind", sorted(BOM_SOURCES))
+def test_a_byte_order_mark_is_not_content(tmp_path, kind, gz):
+    """Windows exports start with a UTF-8 BOM: every reader keeps the first row, line numbers unchanged."""
+    name, fmt, text = BOM_SOURCES[kind]
+    data = BOM + text.encode()
+    path = tmp_path / (name + (".gz" if gz else ""))
+    path.write_bytes(gzip.compress(data) if gz else data)
+    records, problems = split(read_source(path, fmt, name="b"))
+    expected, _ = split(read_source(_write(tmp_path / ("plain-" + name), text.encode()), fmt, name="b"))
+    assert not problems and len(records) == len(expected) >= 1
+    assert [r.source.rsplit(":", 1)[1] for r in records] == [r.source.rsplit(":", 1)[1] for r in expected]
+
+
+def _write(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path
+
+
+def test_a_byte_order_mark_inside_concatenated_jsonl(tmp_path):
+    part = BOM + (json.dumps(GOOD) + "\n").encode()
+    path = _write(tmp_path / "cat.jsonl", part + part.replace(b'"ok"', b'"ok2"'))
+    records, problems = split(read_source(path, "canonical", name="c"))
+    assert not problems and [r.id for r in records] == ["ok", "ok2"]
+
+
+def test_prepared_files_with_a_byte_order_mark(tmp_path):
+    from mftcoder_pp.data.records import read_prepared
+
+    _write(tmp_path / "synthesis-python.jsonl", BOM + (json.dumps(GOOD) + "\n").encode())
+    assert read_prepared([str(tmp_path)]) == [GOOD]
+
+
+@pytest.mark.parametrize("name,data,message", [
+    ("u16.jsonl", ("\ufeff" + json.dumps(GOOD)).encode("utf-16-le"), "UTF-16 text"),
+    ("u16.json", ("\ufeff" + json.dumps(GOOD)).encode("utf-16-le"), "UTF-16 text"),
+    ("x.parquet", b"not parquet", "not a readable Parquet file"),
+], ids=["utf-16 jsonl", "utf-16 json", "not parquet"])
+def test_a_file_that_cannot_be_read_at_all_is_one_error(tmp_path, name, data, message):
+    from mftcoder_pp.data.readers import SourceError
+
+    path = _write(tmp_path / name, data)
+    with pytest.raises(SourceError, match=message):
+        list(read_source(path, "canonical", name="x"))
+
+
+def test_a_truncated_gzip_keeps_the_rows_before_the_damage(tmp_path):
+    whole = gzip.compress("".join(json.dumps({**GOOD, "id": f"r{i}"}) + "\n" for i in range(200)).encode())
+    path = _write(tmp_path / "cut.jsonl.gz", whole[: len(whole) // 2])
+    records, problems = split(read_source(path, "canonical", name="g"))
+    assert records and [p.reason for p in problems] == ["unreadable file"]
+    assert "truncated" in problems[0].detail and problems[0].where == str(path)

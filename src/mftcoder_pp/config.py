@@ -4,6 +4,7 @@ name the file and the key path (e.g. `configs/prepare.yaml: sources[2].format: .
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import re
 import types
 import typing
@@ -22,22 +23,48 @@ class ConfigError(ValueError):
 
 def load_config(path: str | Path, cls: type[T], overrides: dict[str, Any] | None = None) -> T:
     """Read a YAML file into dataclass `cls`, strictly."""
+    data = read_yaml(path)
+    if data is None:
+        data = {}
+    if isinstance(data, dict):  # anything else is reported by from_dict, naming the file
+        data.update(overrides or {})
+    return from_dict(cls, data, where=str(path))
+
+
+def read_yaml(path: str | Path) -> Any:
+    """The parsed YAML of a config file; unreadable files and invalid YAML are errors naming the file."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # a byte-order mark (Windows editors) is not content
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not a UTF-8 text file (byte {exc.start}: {exc.reason})") from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read config ({exc.strerror})") from None
     try:
-        data = yaml.safe_load(text)
+        return yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f":{mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"{path}{where}: invalid YAML ({getattr(exc, 'problem', exc)})") from None
-    if data is None:
-        data = {}
-    for key, value in (overrides or {}).items():
-        data[key] = value
-    return from_dict(cls, data, where=str(path))
+        problem = getattr(exc, "problem", None) or getattr(exc, "reason", None) or exc
+        raise ConfigError(f"{path}{where}: invalid YAML ({problem})") from None
+
+
+def check_exists(path: str | Path, label: str, hint: str = "") -> None:
+    """An input must exist before anything heavy runs; `label` names the config key or flag
+    (e.g. "configs/t.yaml: data.prepared[0]")."""
+    if not Path(path).exists():
+        raise ConfigError(f"{label}: {path}: no such file or directory{hint}")
+
+
+def check_output_dir(path: str | Path, label: str) -> None:
+    """An output directory must be creatable: neither it nor its nearest existing parent is a file."""
+    path = Path(path)
+    for p in (path, *path.parents):
+        if p.exists():
+            if not p.is_dir():
+                inside = "" if p == path else f" (a parent of {path})"
+                raise ConfigError(f"{label}: {p}{inside} exists and is not a directory")
+            return
 
 
 def from_dict(cls: type[T], data: Any, where: str = "config", path: str = "") -> T:
@@ -45,9 +72,10 @@ def from_dict(cls: type[T], data: Any, where: str = "config", path: str = "") ->
     if not isinstance(data, dict):
         raise ConfigError(f"{where}: {path or 'top level'}: expected a mapping, got {type(data).__name__}")
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
-    unknown = sorted(set(data) - set(fields))
+    unknown = sorted(map(str, set(data) - set(fields)))  # YAML keys may be numbers too
     if unknown:
-        hint = f" (known: {', '.join(sorted(fields))})"
+        close = difflib.get_close_matches(unknown[0], fields, n=1)
+        hint = f" (known: {', '.join(sorted(fields))})" + (f"; did you mean {close[0]!r}?" if close else "")
         raise ConfigError(f"{where}: {_join(path, unknown[0])}: unknown key{hint}")
     hints = typing.get_type_hints(cls)
     kwargs = {}

@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import queue
+import shutil
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
@@ -61,6 +62,25 @@ def load_samples(path: str, benchmark: Benchmark) -> list[Sample]:
     return samples
 
 
+def check_settings(k: tuple[int, ...], workers: int | None, num_shards: int, shard_index: int, timeout: float,
+                   memory_mb: int, python: str | None) -> None:
+    """Bad settings fail before any sample is read or run (0 workers would otherwise mean "all CPUs")."""
+    if not k or min(k) < 1:
+        raise EvaluationError(f"--k values must be >= 1, got {k}")
+    if workers is not None and workers < 1:
+        raise EvaluationError(f"--workers must be >= 1, got {workers}")
+    if num_shards < 1:
+        raise EvaluationError(f"--num-shards must be >= 1, got {num_shards}")
+    if not 0 <= shard_index < num_shards:
+        raise EvaluationError(f"--shard-index must be in [0, {num_shards}), got {shard_index}")
+    if not timeout > 0:
+        raise EvaluationError(f"--timeout must be > 0 CPU seconds, got {timeout}")
+    if memory_mb < 1:
+        raise EvaluationError(f"--memory-mb must be >= 1, got {memory_mb}")
+    if python is not None and shutil.which(python) is None:  # else every Python sample would fail to start
+        raise EvaluationError(f"--python: {python}: not an executable")
+
+
 def reference_samples(benchmark: Benchmark) -> list[Sample]:
     return [Sample(t.task_id, 0, t.reference) for t in benchmark.tasks()]
 
@@ -75,9 +95,11 @@ def evaluate(benchmark: str, out: str, samples: str | None = None, references: b
     and seeds of one experiment; an identical program is then judged once."""
     if references == (samples is not None):
         raise EvaluationError("give exactly one of --samples FILE or --references")
-    if not 0 <= shard_index < num_shards:
-        raise EvaluationError(f"--shard-index must be in [0, {num_shards}), got {shard_index}")
-    bench = get_benchmark(benchmark)
+    check_settings(k, workers, num_shards, shard_index, timeout, memory_mb, python)
+    try:
+        bench = get_benchmark(benchmark)
+    except ValueError as exc:
+        raise EvaluationError(f"--benchmark: {exc}") from None
     tasks = {t.task_id: t for t in bench.tasks()}
     all_samples = reference_samples(bench) if references else load_samples(samples, bench)
     order = {tid: i for i, tid in enumerate(tasks)}
@@ -149,7 +171,7 @@ def evaluate(benchmark: str, out: str, samples: str | None = None, references: b
 
 def merge(out: str, shard_dirs: list[str], k: tuple[int, ...] = (1, 10, 100)) -> dict:
     """Merge the results of shards of one evaluation into `out` and summarise them."""
-    runs = [json.loads((Path(d) / "run.json").read_text()) for d in shard_dirs]
+    runs = [_shard_run(Path(d)) for d in shard_dirs]
     keys = {(r["benchmark"], r["samples_sha256"], r["references"], r["num_shards"]) for r in runs}
     if len(keys) != 1:
         raise EvaluationError(f"shards disagree on benchmark/samples/number of shards: {sorted(map(str, keys))}")
@@ -168,11 +190,39 @@ def merge(out: str, shard_dirs: list[str], k: tuple[int, ...] = (1, 10, 100)) ->
             fh.write(json.dumps(r) + "\n")
     run = {**runs[0], "shard_index": None, "merged_from": [os.path.abspath(d) for d in shard_dirs]}
     _write_json(outdir / "run.json", run)
-    settings = json.loads((Path(shard_dirs[0]) / "settings.json").read_text())
+    settings = _read_json(Path(shard_dirs[0]) / "settings.json", "shard settings")
     summary = summarise(bench, results, tasks, all_samples, k, run=run, settings=settings,
                         generation=_generation_settings(runs[0]["samples"]))
     _write_json(outdir / "summary.json", summary)
     return summary
+
+
+RUN_KEYS = ("benchmark", "samples", "samples_sha256", "references", "num_shards", "shard_index")
+
+
+def _shard_run(shard: Path) -> dict:
+    """A shard directory's run.json, checked before anything is merged."""
+    if not shard.is_dir():
+        raise EvaluationError(f"{shard}: not an evaluation output directory "
+                              f"({'no such directory' if not shard.exists() else 'a file'})")
+    run = _read_json(shard / "run.json", "shard run file")
+    missing = [k for k in RUN_KEYS if k not in run]
+    if missing:
+        raise EvaluationError(f"{shard / 'run.json'}: missing key {missing[0]!r}; not written by `mftpp evaluate`")
+    return run
+
+
+def _read_json(path: Path, what: str) -> dict:
+    """A JSON object this program wrote; anything else is an error naming the file."""
+    try:
+        obj = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise EvaluationError(f"cannot read {what} {path}: {exc.strerror}") from None
+    except ValueError as exc:  # invalid JSON or invalid UTF-8
+        raise EvaluationError(f"{path}: not a valid {what} ({exc})") from None
+    if not isinstance(obj, dict):
+        raise EvaluationError(f"{path}: not a valid {what} (expected a JSON object)")
+    return obj
 
 
 def read_results(path: Path) -> list[dict]:
@@ -180,11 +230,18 @@ def read_results(path: Path) -> list[dict]:
     if not path.exists():
         return []
     rows, seen = [], set()
-    for line in path.read_text(encoding="utf-8").splitlines():
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, ValueError) as exc:
+        raise EvaluationError(f"cannot read results file {path}: {getattr(exc, 'strerror', None) or exc}") from None
+    for lineno, line in enumerate(lines, 1):
         try:
             row = json.loads(line)
         except json.JSONDecodeError:
             continue
+        if not isinstance(row, dict) or not {"task_id", "completion_id"} <= set(row):
+            raise EvaluationError(f"{path}:{lineno}: not a result row (expected an object with task_id and "
+                                  "completion_id)")
         key = (row["task_id"], row["completion_id"])
         if key not in seen:
             seen.add(key)
@@ -196,7 +253,7 @@ def _start_or_resume(outdir: Path, run: dict) -> set[tuple[str, int]]:
     outdir.mkdir(parents=True, exist_ok=True)
     run_file = outdir / "run.json"
     if run_file.exists():
-        previous = json.loads(run_file.read_text())
+        previous = _read_json(run_file, "run file")
         if previous != run:
             diff = sorted(k for k in run if previous.get(k) != run[k])
             raise EvaluationError(f"{outdir} holds a different evaluation (differs in {', '.join(diff)}); "
@@ -216,7 +273,7 @@ def _generation_settings(samples: str | None) -> dict | None:
     if samples is None:
         return None
     meta = Path(samples + ".meta.json")
-    return json.loads(meta.read_text()) if meta.exists() else None
+    return _read_json(meta, "generation settings file") if meta.exists() else None
 
 
 def _sha256(path: str) -> str:

@@ -25,14 +25,14 @@ from pathlib import Path
 from typing import Iterator, Literal
 
 from . import __version__
-from .config import load_config
+from .config import ConfigError, check_output_dir, load_config
 from .data.anonymise import anonymise
 from .data.codetokens import code_tokens
 from .data.decontaminate import BenchmarkText, ContaminationIndex
 from .data.dedup import content_key, exact_duplicates, near_duplicates
 from .data.fences import code_blocks, code_only
 from .data.normalise import normalise_code, normalise_text
-from .data.readers import FORMATS, Problem, packaged_mbpp, read_source, read_synthetic
+from .data.readers import FORMATS, Problem, SourceError, packaged_mbpp, read_source, read_synthetic
 from .data.records import TASK_TYPES, Record
 from .data.sampling import DEFAULT_TEMPERATURE, curriculum_order, temperature_probabilities
 from .data.syntax import check_example
@@ -171,20 +171,27 @@ def run_prepare(cfg: PrepareConfig, out: str, base_dir: Path = Path("."), strict
     steps: list[dict] = []
 
     # ---- read -------------------------------------------------------------------------------------
+    # Every source is found before any is read: a typo in the last path must not cost a long read.
+    paths = [source_path(src, base_dir, f"{config_path}: sources[{i}].path") for i, src in enumerate(cfg.sources)]
+    check_output_dir(out_dir, f"{config_path}: out")
     records: list[Record] = []
     sources = []
-    for src in cfg.sources:
-        path = resolve_path(src, base_dir)
+    for i, (src, path) in enumerate(zip(cfg.sources, paths)):
         read = bad = 0
-        for item in _read(src, path, cfg.seed):
-            read += 1
-            if isinstance(item, Problem):
-                bad += 1
-                if strict:
-                    raise PrepareError(str(item))
-                rejected.append(("read", item, None))
-            else:
-                records.append(item)
+        try:
+            for item in _read(src, path, cfg.seed):
+                read += 1
+                if isinstance(item, Problem):
+                    bad += 1
+                    if strict:
+                        raise PrepareError(str(item))
+                    rejected.append(("read", item, None))
+                else:
+                    records.append(item)
+        except SourceError as exc:
+            raise ConfigError(f"{config_path}: sources[{i}].path: {exc}") from None
+        if read == 0:  # an empty export is a mistake to report, not a source that happens to add nothing
+            raise ConfigError(f"{config_path}: sources[{i}].path: {src.path}: holds no rows (an empty file)")
         sources.append({"name": src.label, "format": src.format,
                         "path": src.path or (MBPP_DISPLAY if src.format == "mbpp" else src.format),
                         "read": read, "rejected_on_read": bad})
@@ -309,12 +316,25 @@ def resolve_path(src: SourceConfig, base_dir: Path) -> Path | None:
         return packaged_mbpp() if src.format == "mbpp" else None
     if src.path.startswith(PACKAGE_PREFIX):
         rel = src.path[len(PACKAGE_PREFIX):].lstrip("/")
-        path = Path(str(resources.files("mftcoder_pp").joinpath(rel)))
-        if not path.is_file():
-            raise FileNotFoundError(f"{src.path}: no such file in the mftcoder_pp package ({path})")
-        return path
+        return Path(str(resources.files("mftcoder_pp").joinpath(rel)))
     path = Path(src.path).expanduser()
     return path if path.is_absolute() else base_dir / path
+
+
+def source_path(src: SourceConfig, base_dir: Path, where: str) -> Path | None:
+    """The resolved path of a source, which must be a file; `where` names the config key in errors."""
+    path = resolve_path(src, base_dir)
+    if path is None or path.is_file():
+        return path
+    shown = src.path or str(path)
+    resolved = f" (resolved to {path})" if str(path) != shown else ""
+    if src.path and src.path.startswith(PACKAGE_PREFIX):
+        raise ConfigError(f"{where}: no such file in the mftcoder_pp package: {shown}{resolved}")
+    if path.is_dir():
+        raise ConfigError(f"{where}: {shown} is a directory, not a file{resolved}")
+    if not path.exists():
+        raise ConfigError(f"{where}: no such file: {shown}{resolved}")
+    return path  # something else (a pipe, a device): reading it says whether it works
 
 
 def _read(src: SourceConfig, path: Path | None, seed: int) -> Iterator[Record | Problem]:

@@ -7,7 +7,10 @@ optionally gzipped (detected from the file's magic bytes, not its name).
 
 Bad input never takes good input down with it: JSONL is read as bytes and decoded line by line, so
 a malformed line or invalid UTF-8 costs that line only. A JSON array is one document: rows before a
-syntax error are kept, the rest of that file cannot be recovered (the problem says so).
+syntax error are kept, the rest of that file cannot be recovered (the problem says so); the same for
+a gzip stream that is cut short. A UTF-8 byte-order mark (files exported on Windows start with one)
+is not content. A file that cannot be read at all (missing, a directory, not Parquet, UTF-16) is a
+`SourceError` naming it.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import zlib
 from dataclasses import asdict, dataclass
 from importlib import resources
 from pathlib import Path
@@ -34,6 +38,12 @@ REQUIRED_KEYS = {"canonical": ("id", "task", "language", "instruction", "input",
 MBPP_SPLITS = {"train": range(601, 975), "validation": range(511, 601)}
 ROLES = {"system": "system", "human": "human", "user": "human", "bot": "bot", "assistant": "bot"}
 SNIPPET = 160
+BOM = "\ufeff"
+UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
+
+
+class SourceError(ValueError):
+    """A source file that cannot be read at all; the message starts with the file."""
 
 
 @dataclass(frozen=True)
@@ -92,24 +102,34 @@ def _rows(path: Path, display: str) -> Iterator[tuple[str, dict | Problem]]:
     try:
         raw = path.open("rb")
     except OSError as exc:
-        raise FileNotFoundError(f"{path}: cannot read source ({exc.strerror})") from None
+        raise SourceError(f"{display}: cannot read source ({exc.strerror})") from None
     with raw:
         gz = raw.read(2) == b"\x1f\x8b"
         raw.seek(0)
         stream = gzip.GzipFile(fileobj=raw) if gz else raw
         suffix = path.name[:-3] if path.name.endswith(".gz") else path.name
-        if suffix.endswith(".parquet"):
-            yield from _parquet_rows(display, stream)
-        elif suffix.endswith(".json"):
-            yield from _json_rows(display, stream.read())
-        else:  # .jsonl, .ndjson and anything else line-based
-            yield from _jsonl_rows(display, stream)
+        try:
+            if suffix.endswith(".parquet"):
+                yield from _parquet_rows(display, stream)
+            elif suffix.endswith(".json"):
+                yield from _json_rows(display, stream.read())
+            else:  # .jsonl, .ndjson and anything else line-based
+                yield from _jsonl_rows(display, stream)
+        except (OSError, EOFError, zlib.error) as exc:  # a corrupt or truncated gzip stream, a read error
+            # Rows before the damage were yielded and are kept; what follows cannot be found.
+            why = "corrupt or truncated gzip data" if gz else "read error"
+            yield display, Problem(display, "unreadable file", f"{why} ({exc}); the rest of this file cannot "
+                                   "be read")
 
 
 def _jsonl_rows(path: str, stream: Iterable[bytes]) -> Iterator[tuple[str, dict | Problem]]:
     for lineno, line in enumerate(stream, 1):
         where = f"{path}:{lineno}"
-        line = line.rstrip(b"\r\n")
+        if lineno == 1 and line[:2] in UTF16_BOMS:  # Windows "Unicode": every line would be invalid UTF-8
+            raise SourceError(f"{path}: UTF-16 text; sources must be UTF-8 (re-save the file as UTF-8)")
+        # No JSON text starts with U+FEFF: at the start of a line it is a byte-order mark (on the first
+        # line of a Windows export, or on any line of files concatenated from several).
+        line = line.rstrip(b"\r\n").removeprefix(BOM.encode())
         if not line.strip():
             continue
         try:
@@ -128,7 +148,9 @@ def _jsonl_rows(path: str, stream: Iterable[bytes]) -> Iterator[tuple[str, dict 
 
 def _json_rows(path: str, data: bytes) -> Iterator[tuple[str, dict | Problem]]:
     # surrogateescape keeps invalid bytes as lone surrogates: only the rows that hold them fail.
-    text = data.decode("utf-8", errors="surrogateescape")
+    if data[:2] in UTF16_BOMS:
+        raise SourceError(f"{path}: UTF-16 text; sources must be UTF-8 (re-save the file as UTF-8)")
+    text = data.decode("utf-8", errors="surrogateescape").removeprefix(BOM)  # line numbers are unchanged
     decoder = json.JSONDecoder()
     pos = _skip_ws(text, 0)
     if pos < len(text) and text[pos] != "[":  # a single object
@@ -167,9 +189,13 @@ def _skip_ws(text: str, pos: int) -> int:
 
 
 def _parquet_rows(path: str, stream) -> Iterator[tuple[str, dict | Problem]]:
-    import pyarrow.parquet as pq  # only needed for Parquet sources
+    import pyarrow as pa  # only needed for Parquet sources
+    import pyarrow.parquet as pq
 
-    table = pq.read_table(io.BytesIO(stream.read()))
+    try:
+        table = pq.read_table(io.BytesIO(stream.read()))
+    except pa.ArrowException as exc:
+        raise SourceError(f"{path}: not a readable Parquet file ({str(exc).splitlines()[0]})") from None
     for i, row in enumerate(table.to_pylist(), 1):
         yield f"{path}:{i}", row
 

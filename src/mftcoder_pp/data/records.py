@@ -96,6 +96,7 @@ def json_objects(path: str | Path, error: type[Exception], what: str = "file") -
     except UnicodeDecodeError as exc:
         raise error(f"{path}: not valid UTF-8 ({exc})") from None
     for lineno, line in enumerate(text.split("\n"), 1):
+        line = line.removeprefix("\ufeff")  # a byte-order mark (Windows exports; concatenated files) is not JSON
         if not line.strip():
             continue
         try:
