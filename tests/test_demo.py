@@ -15,10 +15,11 @@ from mftcoder_pp.train.config import TrainConfig
 def test_demo_configs_validate(tmp_path):
     exp_path = write_demo_configs(tmp_path / "demo")
     exp = load_config(exp_path, ExperimentConfig)
-    load_config(exp.prepare, PrepareConfig)
+    assert [load_config(p, PrepareConfig).sources[0].split for p in exp.prepare] == ["pretrain", "sft"]
     load_config(exp.tokenizer, TokenizerConfig)
     pre = load_config(exp.pretrain, TrainConfig)
-    assert pre.stage == "pretrain"
+    assert pre.stage == "pretrain" and pre.data.pretrain_formats == ["code", "prompt"]
+    assert exp.evaluation.prompt_format == "instruct"  # every row, the base included
     names = [r.name for r in exp.rows]
     assert names == ["Base model (no SFT)", "SFT + LoRA (plain mixing)", "MFTCoder++"]
     assert exp.rows[0].kind == "base"

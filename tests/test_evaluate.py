@@ -147,7 +147,8 @@ def test_verdict_cache_judges_an_identical_program_once(tmp_path, samples, monke
     second = evaluate("humaneval", str(tmp_path / "b"), samples=samples, workers=2, progress=False,
                       verdict_cache=str(tmp_path / "cache"))
     assert calls == [] and second["verdict_cache"]["hits"] == 8
-    strip = lambda rows: [{k: v for k, v in r.items() if k not in ("compile_seconds", "run_seconds")} for r in rows]  # noqa: E731
+    strip = lambda rows: sorted(({k: v for k, v in r.items() if k not in ("compile_seconds", "run_seconds")}  # noqa: E731
+                                 for r in rows), key=lambda r: (r["task_id"], r["completion_id"]))
     assert strip(read_results(tmp_path / "a" / "results.jsonl")) == strip(read_results(tmp_path / "b" / "results.jsonl"))
     assert second["pass@k"] == first["pass@k"]
     # Other limits are another key: judged again.

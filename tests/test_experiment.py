@@ -13,16 +13,27 @@ from conftest import TINY
 from mftcoder_pp.cli import main
 from mftcoder_pp.config import ConfigError, load_config
 from mftcoder_pp.experiment.config import ExperimentConfig
-from mftcoder_pp.experiment.report import mean_ci
 from mftcoder_pp.experiment.runner import train_config
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_mean_and_confidence_interval():
-    mean, half = mean_ci([0.2, 0.4, 0.6])
-    assert mean == pytest.approx(0.4) and half == pytest.approx(4.303 * 0.2 / 3 ** 0.5, rel=1e-3)
-    assert mean_ci([0.5]) == (0.5, None)
+def test_pilot_and_reference_rows_are_validated(tmp_path):
+    base = {"out": "x", "prepare": [], "tokenizer": "t", "pretrain": "p", "sft": "s",
+            "rows": [{"name": "Base", "kind": "base"}, {"name": "Plain SFT"}],
+            "evaluation": {"benchmarks": [{"name": "synthetic-rust"}]}}
+    for extra, match in (({"pilots": [{"name": "p", "row": "Base", "benchmark": "b", "grid": {"optim.lr": [1]}}]},
+                          "not an SFT row"),
+                         ({"pilots": [{"name": "p", "row": "Plain SFT", "benchmark": "b", "grid": {}}]}, "grid"),
+                         ({"pilots": [{"name": "p", "row": "Plain SFT", "benchmark": "b", "grid": {"optim.lr": [1]},
+                                       "apply": "variant"}]}, "variant_name"),
+                         ({"plain_row": "Nope"}, "plain_row")):
+        path = tmp_path / "e.yaml"
+        path.write_text(yaml.safe_dump({**base, **extra}))
+        with pytest.raises(ConfigError, match=match):
+            load_config(path, ExperimentConfig)
+    path.write_text(yaml.safe_dump(base))
+    assert load_config(path, ExperimentConfig).reference_rows() == {"base": "Base", "plain": "Plain SFT"}
 
 
 @pytest.mark.parametrize("path", sorted((ROOT / "configs" / "experiment").glob("*.yaml")), ids=lambda p: p.name)
@@ -59,27 +70,44 @@ def test_tiny_experiment_writes_a_report_and_is_cached(tiny_workspace, tmp_path,
                                                "focal": {"enabled": True}}}))
     exp = tmp_path / "exp.yaml"
     exp.write_text(yaml.safe_dump({
-        "out": str(tmp_path / "exp"), "prepare": None, "tokenizer": str(tok_cfg), "pretrain": str(pre),
+        "out": str(tmp_path / "exp"), "prepare": [], "tokenizer": str(tok_cfg), "pretrain": str(pre),
         "sft": str(sft), "seeds": [0, 1],
+        "pilots": [{"name": "lr", "row": "Plain SFT", "benchmark": "synthetic-python", "limit": 2,
+                    "grid": {"optim.lr": [1e-3, 2e-3]}, "lr_range_factors": [0.5, 1.0]},
+                   {"name": "focal", "row": "MFTCoder++", "benchmark": "synthetic-python", "limit": 2,
+                    "grid": {"modules.focal.beta": [1.0]}, "apply": "variant", "variant_name": "Variant"}],
         "rows": [{"name": "Base", "kind": "base"},
                  {"name": "Plain SFT", "set": {"mixing.strategy": "plain", "optim.per_task": False,
                                                "modules.hmd.enabled": False, "modules.focal.enabled": False}},
                  {"name": "MFTCoder++"}],
         "evaluation": {"max_new_tokens": 12, "batch_size": 8, "benchmarks": [
-            {"name": "synthetic-rust", "limit": 2, "samples": 2, "temperature": 0.8},
+            {"name": "synthetic-rust", "limit": 2},
             {"name": "synthetic-python", "limit": 2, "seeds": "first"}]}}))
     assert main(["experiment", str(exp)]) == 0
     out = tmp_path / "exp"
     results = json.loads((out / "results.json").read_text())
-    assert set(results["rows"]) == {"Base", "Plain SFT", "MFTCoder++"}
+    assert results["row_order"] == ["Base", "Plain SFT", "MFTCoder++", "Variant"]
     assert set(results["rows"]["MFTCoder++"]["synthetic-rust"]) == {"0", "1"}
+    assert set(results["rows"]["Base"]["synthetic-rust"]) == {"0"}  # one model: evaluated once
     assert set(results["rows"]["MFTCoder++"]["synthetic-python"]) == {"0"}
+    # The first pilot's winner is set on every SFT row; the second adds a row.
+    lr = results["pilots"][0]["winner"]["optim.lr"]
+    assert results["chosen"] == {"optim.lr": lr, "optim.lr_range": [0.5 * lr, lr]}
+    trained = json.loads((out / "rows" / "mftcoder" / "seed-1" / "train" / "train_config.json").read_text())
+    assert trained["config"]["optim"]["lr_range"] == [0.5 * lr, lr]
+    assert results["row_settings"]["Variant"]["modules.focal.beta"] == 1.0
+    assert (out / "pilots" / "lr" / "pilot.json").exists()
     report = (out / "report.md").read_text()
-    assert "| MFTCoder++ |" in report and "| Plain SFT |" in report and "±" in report
+    assert "| MFTCoder++ |" in report and "| Plain SFT |" in report and "Δ vs plain LoRA" in report
+    assert "| Variant |" in report and "Pilot `lr`" in report and "(chosen)" in report
+    comparisons = json.loads((out / "comparisons.json").read_text())
+    rust = comparisons["synthetic-rust"]["MFTCoder++"]
+    assert rust["pass@1"]["tasks"] == 2 and rust["pass@1"]["seeds"] == 2
+    assert rust["vs_base"]["seeds"] == 2 and "mdd" in rust["vs_plain"]
     assert "mftpp experiment" in report and (out / "figures" / "pass1_rows.png").exists()
     trained = (out / "rows" / "mftcoder" / "seed-1" / "train" / "train_summary.json").stat().st_mtime
     capsys.readouterr()
     assert main(["experiment", str(exp)]) == 0  # everything cached: nothing retrained or regenerated
     err = capsys.readouterr().err
-    assert "training" not in err and "greedy" not in err and err.count("(cached)") == 5
+    assert "training" not in err and "greedy" not in err
     assert (out / "rows" / "mftcoder" / "seed-1" / "train" / "train_summary.json").stat().st_mtime == trained

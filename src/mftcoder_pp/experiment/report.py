@@ -1,152 +1,257 @@
-"""The experiment's report: Table-1-style Markdown with mean ± 95% confidence interval over seeds, the
-figures, and how it was made (commit, configs, seeds, command, wall time). Every number comes from
-`results.json`, which holds what each evaluation wrote."""
+"""The experiment's report: every row compared *paired* with the base and with plain LoRA SFT.
+
+For each benchmark, a row's pass@1 is the mean over its (task, seed) cells of the greedy verdicts
+read from `rows/<row>/seed-<s>/eval/<benchmark>/greedy/eval/results.jsonl`, with a 95% CI that
+resamples tasks (seeds kept together); its difference against the base and against plain LoRA is
+taken cell by cell, with the same bootstrap, and the minimum detectable difference (80% power,
+α = 0.05) of the comparison against plain LoRA is printed beside it (metrics/paired.py). A base row
+is one greedy evaluation, repeated for every seed of the row it is compared with. Per-language
+blocks split the same cells by the task's language. CodeBLEU and RSR are means over seeds.
+Pilots (hyper-parameters chosen on dev benchmarks) are listed with every grid point's dev score.
+"""
 
 from __future__ import annotations
 
 import json
-import math
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 from .. import __version__
+from ..metrics.paired import Interval, PairedDifference, broadcast_seeds, paired_difference, row_interval
 from .config import slug
 
-# Student t quantiles t_{0.975, df} for df = 1..30 (beyond: the normal 1.96).
-T975 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
-        2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042]
-COLUMNS = [("pass@1", "greedy", "pass@1"), ("pass@10", "sampled", "pass@10"), ("CodeBLEU", "greedy", "codebleu"),
-           ("EM", "greedy", "exact_match"), ("RSR", "greedy", "rsr"), ("FPR", "greedy", "fpr")]
+Cells = dict[str, dict[int, float]]
 
 
-def mean_ci(values: list[float]) -> tuple[float, float | None]:
-    """Mean and the half-width of its 95% confidence interval (Student t; None for one value)."""
-    n = len(values)
-    mean = sum(values) / n
-    if n < 2:
-        return mean, None
-    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
-    t = T975[n - 2] if n - 2 < len(T975) else 1.96
-    return mean, t * sd / math.sqrt(n)
-
-
-def cell(values: list[float]) -> str:
-    values = [v for v in values if v is not None]
-    if not values:
-        return "–"
-    mean, half = mean_ci(values)
-    return f"{100 * mean:.1f}" if half is None else f"{100 * mean:.1f} ± {100 * half:.1f}"
-
-
-def _values(results: dict, row: str, bench: str, mode: str, key: str) -> list:
-    per_seed = results["rows"].get(row, {}).get(bench, {})
-    return [s.get(mode, {}).get(key) for s in per_seed.values()]
-
-
-def benchmark_table(results: dict, rows: list[str], bench: str) -> str:
-    head = "| row | " + " | ".join(c for c, _, _ in COLUMNS) + " | seeds |\n|---|" + "---|" * (len(COLUMNS) + 1) + "\n"
-    lines = []
-    for row in rows:
-        per_seed = results["rows"].get(row, {}).get(bench, {})
-        if not per_seed:
+def read_cells(root: Path, row: str, bench: str, seeds: list[int]) -> tuple[Cells, dict[str, str]]:
+    """({task: {seed: passed}}, {task: language}) from a row's greedy results files."""
+    cells: Cells = {}
+    language: dict[str, str] = {}
+    for seed in seeds:
+        path = root / "rows" / slug(row) / f"seed-{seed}" / "eval" / bench / "greedy" / "eval" / "results.jsonl"
+        if not path.exists():
             continue
-        cells = [cell(_values(results, row, bench, mode, key)) for _, mode, key in COLUMNS]
-        lines.append(f"| {row} | " + " | ".join(cells) + f" | {len(per_seed)} |")
-    return head + "\n".join(lines) + "\n"
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if not line.strip():
+                continue
+            r = json.loads(line)
+            cells.setdefault(r["task_id"], {})[seed] = float(r["passed"])
+            language[r["task_id"]] = r.get("language", "")
+    return cells, language
 
 
-def language_table(results: dict, rows: list[str], bench: str) -> str | None:
-    langs = sorted({lang for row in rows for s in results["rows"].get(row, {}).get(bench, {}).values()
-                    for lang in s.get("greedy", {}).get("per_language", {})})
-    if not langs:
-        return None
+def _pct(x: float) -> str:
+    return f"{100 * x:.1f}"
+
+
+def _interval(iv: Interval | PairedDifference, signed: bool = False) -> str:
+    fmt = (lambda v: f"{100 * v:+.1f}") if signed else _pct
+    return f"{fmt(iv.mean)} [{fmt(iv.low)}, {fmt(iv.high)}]"
+
+
+def _mark(d: PairedDifference) -> str:
+    return " ▲" if d.low > 0 else (" ▼" if d.high < 0 else "")
+
+
+class Comparison:
+    """Cells of every row of one benchmark (optionally one language), and paired differences."""
+
+    def __init__(self, root: Path, rows: list[tuple[str, str]], bench: str, seeds: list[int], base_seed: int,
+                 language: str | None = None):
+        self.rows, self.seeds = rows, seeds
+        self.cells: dict[str, Cells] = {}
+        self.languages: set[str] = set()
+        for name, kind in rows:
+            cells, lang = read_cells(root, name, bench, [base_seed] if kind == "base" else seeds)
+            if language is not None:
+                cells = {t: v for t, v in cells.items() if lang.get(t) == language}
+            self.languages |= set(lang.values())
+            if cells:
+                self.cells[name] = broadcast_seeds(cells, seeds) if kind == "base" else cells
+
+    def interval(self, row: str) -> Interval:
+        return row_interval(self.cells[row])
+
+    def diff(self, row: str, ref: str | None) -> PairedDifference | None:
+        if ref is None or row == ref or row not in self.cells or ref not in self.cells:
+            return None
+        return paired_difference(self.cells[row], self.cells[ref])
+
+
+def benchmark_table(cmp: Comparison, refs: dict[str, str], means: dict[str, dict]) -> tuple[str, dict]:
+    """Markdown table and the numbers behind it ({row: {...}})."""
+    base, plain = refs.get("base"), refs.get("plain")
+    head = ["row", "pass@1 [95% CI]"]
+    if base:
+        head.append("Δ vs base [95% CI]")
+    if plain:
+        head += ["Δ vs plain LoRA [95% CI]", "MDD vs plain"]
+    head += ["CodeBLEU", "RSR", "tasks × seeds"]
+    lines = ["| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
+    numbers = {}
+    for name, _ in cmp.rows:
+        if name not in cmp.cells:
+            continue
+        iv = cmp.interval(name)
+        cells = [name, _interval(iv)]
+        entry = {"pass@1": iv.as_dict()}
+        for key, ref in (("base", base), ("plain", plain)):
+            if ref is None:
+                continue
+            d = cmp.diff(name, ref)
+            cells.append("–" if d is None else _interval(d, signed=True) + _mark(d))
+            if key == "plain":
+                cells.append("–" if d is None else f"{100 * d.mdd:.1f}")
+            if d is not None:
+                entry[f"vs_{key}"] = d.as_dict()
+        m = means.get(name, {})
+        cells += [_pct(m["codebleu"]) if m.get("codebleu") is not None else "–",
+                  _pct(m["rsr"]) if m.get("rsr") is not None else "–", f"{iv.tasks} × {iv.seeds}"]
+        lines.append("| " + " | ".join(cells) + " |")
+        numbers[name] = entry
+    return "\n".join(lines) + "\n", numbers
+
+
+def language_table(root: Path, rows, bench: str, seeds, base_seed, langs: list[str], refs: dict[str, str]) -> str:
+    """pass@1 per language, and (in a second line per row) Δ vs plain LoRA with its CI."""
+    per = {lang: Comparison(root, rows, bench, seeds, base_seed, lang) for lang in langs}
     head = "| row | " + " | ".join(langs) + " |\n|---|" + "---|" * len(langs) + "\n"
     lines = []
-    for row in rows:
-        per_seed = results["rows"].get(row, {}).get(bench, {}).values()
-        if per_seed:
-            lines.append(f"| {row} | " + " | ".join(
-                cell([s["greedy"]["per_language"].get(lang) for s in per_seed]) for lang in langs) + " |")
-    return head + "\n".join(lines) + "\n"
+    plain = refs.get("plain")
+    for name, _ in rows:
+        if not all(name in per[lang].cells for lang in langs):
+            continue
+        cells = []
+        for lang in langs:
+            text = _pct(per[lang].interval(name).mean)
+            d = per[lang].diff(name, plain)
+            if d is not None:
+                text += f" ({100 * d.mean:+.1f} [{100 * d.low:+.1f}, {100 * d.high:+.1f}]){_mark(d)}"
+            cells.append(text)
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    tasks = {lang: len(next(iter(per[lang].cells.values()), {})) for lang in langs}
+    note = ("pass@1 per language; in brackets the paired difference against plain LoRA SFT with its 95% CI. "
+            "Tasks per language: " + ", ".join(f"{lang} {n}" for lang, n in tasks.items()) + ".\n\n")
+    return note + head + "\n".join(lines) + "\n"
+
+
+def _means(results: dict, bench: str) -> dict[str, dict]:
+    out = {}
+    for row, per_bench in results["rows"].items():
+        per_seed = per_bench.get(bench, {})
+        vals = {}
+        for key in ("codebleu", "rsr"):
+            xs = [s["greedy"].get(key) for s in per_seed.values() if s.get("greedy", {}).get(key) is not None]
+            vals[key] = sum(xs) / len(xs) if xs else None
+        out[row] = vals
+    return out
+
+
+def pilot_section(pilots: list[dict]) -> str:
+    parts = []
+    for p in pilots:
+        keys = list(p["grid"])
+        parts.append(f"### Pilot `{p['name']}`: {p['row']} on {p['benchmark']} (seed {p['seed']})\n")
+        head = "| " + " | ".join(keys) + " | dev pass@1 | tasks |\n|" + "---|" * (len(keys) + 2) + "\n"
+        lines = []
+        for s in p["scored"]:
+            mark = " **(chosen)**" if s["point"] == p["winner"] else ""
+            lines.append("| " + " | ".join(str(s["point"][k]) for k in keys) +
+                         f" | {_pct(s['dev_pass@1'])}{mark} | {s['num_tasks']} |")
+        applied = (f"applied to every SFT row: `{json.dumps(p['applied'])}`" if p["apply"] == "rows"
+                   else f"added as the row **{p['variant_name']}**: `{json.dumps(p['winner'])}`")
+        parts.append(head + "\n".join(lines) + f"\n\nChosen: {applied}.\n")
+    return "\n".join(parts)
 
 
 def write_report(cfg, config_path: str, root: Path, results: dict) -> Path:
-    rows = [r.name for r in cfg.rows]
-    figures = _figures(cfg, root, results, rows)
+    kinds = {r.name: r.kind for r in cfg.rows}
+    rows = [(name, kinds.get(name, "sft")) for name in results["row_order"]]
+    refs = cfg.reference_rows()
+    seeds, base_seed = results["seeds"], results["base_seed"]
     commit = _git(["rev-parse", "HEAD"])
     dirty = bool(_git(["status", "--porcelain"]))
     parts = [f"# {cfg.title}\n",
-             "Every number is the mean over seeds ± the half-width of its 95% confidence interval (Student t), "
-             "in percent, computed from the evaluation files under `rows/`. pass@1 is greedy decoding; pass@10 "
-             "uses sampled completions (T and n below). CodeBLEU is averaged over the benchmark's languages.\n"]
+             "Percent. pass@1 is greedy; every row is evaluated on the same tasks in the same prompt format "
+             f"(`{cfg.evaluation.prompt_format}`). Each row's interval is a 95% bootstrap CI that resamples "
+             "tasks (seeds kept together); Δ columns are paired differences over the same (task, seed) cells "
+             "with the same bootstrap (▲/▼: the CI excludes 0); MDD is the minimum detectable difference of "
+             "the comparison with plain LoRA (80% power, α = 0.05). The base row is one model, evaluated "
+             "once (greedy decoding does not depend on the seed) and repeated per seed in comparisons.\n"]
+    numbers = {}
     for spec in cfg.evaluation.benchmarks:
+        cmp = Comparison(root, rows, spec.name, seeds if spec.seeds == "all" else seeds[:1], base_seed)
+        if not cmp.cells:
+            continue
         parts.append(f"## {spec.name}\n")
-        detail = f"{str(spec.limit) + ' tasks evenly spaced over the benchmark' if spec.limit else 'all tasks'}; greedy"
-        if spec.samples:
-            n_sampled = spec.sampled_limit or spec.limit
-            detail += (f"; pass@10 from {spec.samples} samples per task at T = {spec.temperature}, top_p = "
-                       f"{spec.top_p}, on {str(n_sampled) + ' evenly spaced' if n_sampled else 'all'} tasks")
-        parts.append(f"{detail}; seeds: {spec.seeds}.\n")
-        parts.append(benchmark_table(results, rows, spec.name))
-        langs = language_table(results, rows, spec.name)
-        if langs:
-            parts.append(f"\npass@1 (greedy) per language:\n\n{langs}")
+        parts.append(f"{str(spec.limit) + ' tasks evenly spaced over the benchmark' if spec.limit else 'all tasks'};"
+                     f" seeds: {spec.seeds}.\n")
+        table, numbers[spec.name] = benchmark_table(cmp, refs, _means(results, spec.name))
+        parts.append(table)
+        langs = sorted(cmp.languages)
+        if len(langs) > 1:
+            parts.append("\n" + language_table(root, rows, spec.name, cmp.seeds, base_seed, langs, refs))
+    if results.get("pilots"):
+        parts.append("## Hyper-parameters chosen on dev splits\n")
+        parts.append(pilot_section(results["pilots"]))
+    figures = _figures(cfg, root, rows, seeds, base_seed)
     if figures:
         parts.append("## Figures\n")
         parts += [f"![{name}](figures/{Path(path).name})\n" for name, path in figures.items()]
     parts.append("## How this was made\n")
     parts.append(f"- command: `mftpp experiment {config_path}`\n- wall time: {results['wall_seconds']:.0f} s "
-                 f"(cached stages count as their load time only)\n- seeds: {results['seeds']}\n"
+                 f"(cached stages count as their load time only)\n- seeds: {seeds}\n"
                  f"- mftcoder_pp {__version__}, commit `{commit or 'unknown'}`{' (with uncommitted changes)' if dirty else ''}\n"
                  f"- python {sys.version.split()[0]}\n- configs: the experiment config and every resolved "
-                 f"training config (`rows/*/seed-*/train/train_config.json`) are in this directory\n")
+                 f"training config (`rows/*/seed-*/train/train_config.json`) are in this directory; "
+                 f"per-row settings after the pilots: `results.json` → `row_settings`\n")
     shutil.copy(config_path, root / "experiment_config.yaml")
+    (root / "comparisons.json").write_text(json.dumps(numbers, indent=1))
     path = root / "report.md"
     path.write_text("\n".join(parts))
     return path
 
 
-def _figures(cfg, root: Path, results: dict, rows: list[str]) -> dict[str, str]:
+def _figures(cfg, root: Path, rows, seeds, base_seed) -> dict[str, str]:
     out = root / "figures"
     out.mkdir(exist_ok=True)
     figures: dict[str, str] = {}
-    # Training diagnostics of the first SFT row with modules on (Figure 2, π, gates, discriminator).
-    try:
-        from ..train.figures import training_figures
-    except ImportError:  # pragma: no cover
-        training_figures = None
-    for row in _diagnostic_rows(cfg, root):
-        written = training_figures(str(row[1]), str(out)) if training_figures else {}
-        figures.update({f"{row[0]}: {k}": v for k, v in written.items()})
-        break
-    fig3 = Path(json.loads((root / "pretrain" / "train_config.json").read_text())["config"]["data"]["prepared"][0]) / "fig3.png"
-    if fig3.exists():
-        shutil.copy(fig3, out / "fig3_preprocessing.png")
-        figures["Figure 3: preprocessing"] = str(out / "fig3_preprocessing.png")
-    bar = _bar_chart(cfg, results, rows, out)
+    from ..train.figures import training_figures
+
+    for name, path in _diagnostic_rows(root, rows, seeds[0])[:1]:
+        written = training_figures(str(path), str(out))
+        figures.update({f"{name}: {k}": v for k, v in written.items()})
+    pretrain_cfg = root / "pretrain" / "train_config.json"
+    if pretrain_cfg.exists():
+        fig3 = Path(json.loads(pretrain_cfg.read_text())["config"]["data"]["prepared"][0]) / "fig3.png"
+        if fig3.exists():
+            shutil.copy(fig3, out / "fig3_preprocessing.png")
+            figures["Figure 3: preprocessing"] = str(out / "fig3_preprocessing.png")
+    bar = _bar_chart(cfg, root, rows, seeds, base_seed, out)
     if bar:
         figures["pass@1 per row"] = bar
     return figures
 
 
-def _bar_chart(cfg, results: dict, rows: list[str], out: Path) -> str | None:
+def _bar_chart(cfg, root: Path, rows, seeds, base_seed, out: Path) -> str | None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     bench = cfg.evaluation.benchmarks[0].name
-    data = [(row, [v for v in _values(results, row, bench, "greedy", "pass@1") if v is not None]) for row in rows]
-    data = [(r, v) for r, v in data if v]
+    cmp = Comparison(root, rows, bench, seeds, base_seed)
+    data = [(name, cmp.interval(name)) for name, _ in rows if name in cmp.cells]
     if not data:
         return None
     fig, ax = plt.subplots(figsize=(8, 0.45 * len(data) + 1.2), dpi=90)
-    means = [100 * mean_ci(v)[0] for _, v in data]
-    errs = [100 * (mean_ci(v)[1] or 0) for _, v in data]
-    ax.barh([r for r, _ in data][::-1], means[::-1], xerr=errs[::-1], color="#4c72b0", capsize=3)
-    ax.set_xlabel(f"{bench} pass@1 (%), mean ± 95% CI")
+    names = [n for n, _ in data][::-1]
+    means = [100 * iv.mean for _, iv in data][::-1]
+    errs = [[100 * (iv.mean - iv.low) for _, iv in data][::-1], [100 * (iv.high - iv.mean) for _, iv in data][::-1]]
+    ax.barh(names, means, xerr=errs, color="#4c72b0", capsize=3)
+    ax.set_xlabel(f"{bench} pass@1 (%), 95% task-bootstrap CI")
     fig.tight_layout()
     path = out / "pass1_rows.png"
     fig.savefig(path)
@@ -154,16 +259,15 @@ def _bar_chart(cfg, results: dict, rows: list[str], out: Path) -> str | None:
     return str(path)
 
 
-def _diagnostic_rows(cfg, root: Path):
-    """(name, metrics path) of SFT rows, those with the most MFTCoder++ modules on first (their
-    training diagnostics are the interesting ones)."""
+def _diagnostic_rows(root: Path, rows, seed: int):
+    """(name, metrics path) of SFT rows, those with the most MFTCoder++ modules on first."""
     found = []
-    for row in cfg.rows:
-        run = root / "rows" / slug(row.name) / f"seed-{cfg.seeds[0]}" / "train"
-        if row.kind != "sft" or not (run / "metrics.jsonl").exists():
+    for name, kind in rows:
+        run = root / "rows" / slug(name) / f"seed-{seed}" / "train"
+        if kind != "sft" or not (run / "metrics.jsonl").exists():
             continue
         modules = json.loads((run / "train_config.json").read_text())["config"]["modules"]
-        found.append((-sum(m["enabled"] for m in modules.values()), row.name, run / "metrics.jsonl"))
+        found.append((-sum(m["enabled"] for m in modules.values()), name, run / "metrics.jsonl"))
     return [(name, path) for _, name, path in sorted(found, key=lambda x: x[0])]
 
 
