@@ -20,6 +20,7 @@ shows up in a verdict.
 
 from __future__ import annotations
 
+import builtins
 import dataclasses
 import functools
 import os
@@ -120,6 +121,59 @@ TASKS = {  # (language, task) -> (prompt, test, entry point)
     ("go", "add"): (GO_PROMPT, GO_TEST, None),
     ("rust", "add"): (RUST_PROMPT, RUST_TEST, None),
 }
+
+# Tasks whose checks lean on builtins, standard-library modules and standard-library classes: the
+# code under test's top-level code must not be able to change what those names mean to the test.
+PY_MEAN_PROMPT = 'def mean(xs: list) -> float:\n    """The arithmetic mean of xs.\n    >>> mean([1.0, 2.0, 3.0])\n    2.0\n    """\n'
+PY_SLUG_PROMPT = ('def slug(s: str) -> str:\n    """Lower-case s and join its words with dashes.\n'
+                  '    >>> slug("Hello World")\n    \'hello-world\'\n    """\n')
+PY_COUNTS_PROMPT = 'def letter_counts(s: str) -> dict:\n    """How often each letter occurs in s."""\n'
+
+
+def py_test(entry: str, asserts: list[str], imports: str = "", check: str = "check") -> str:
+    """A HumanEval-shaped test (or, with check="mbpp_check__", an MBPP-shaped one, without the call)."""
+    body = "".join(f"    {a}\n" for a in asserts)
+    call = f"\ncheck({entry})\n" if check == "check" else ""
+    return f"\n\n{imports}\n\ndef {check}(candidate):\n{body}{call}"
+
+
+TASKS.update({
+    ("python", "isclose"): (PY_MEAN_PROMPT, py_test("mean", [
+        "assert math.isclose(candidate([1.0, 2.0, 3.0]), 2.0)", "assert math.isclose(candidate([2.0, 4.0]), 3.0)",
+        "assert math.isclose(candidate([5.0]), 5.0)"], "import math"), "mean"),
+    ("python", "mbpp_isclose"): ("", py_test("mean", [
+        "assert math.isclose(mean([1.0, 2.0, 3.0]), 2.0)", "assert math.isclose(mean([2.0, 4.0]), 3.0)",
+        "assert math.isclose(mean([5.0]), 5.0)"], "import math", check="mbpp_check__"), "mean"),
+    ("python", "round"): (PY_MEAN_PROMPT, py_test("mean", [
+        "assert round(candidate([1.0, 2.0]), 6) == 1.5", "assert round(candidate([1.0, 2.0, 4.0]), 6) == 2.333333",
+        "assert round(candidate([5.0]), 6) == 5.0"]), "mean"),
+    ("python", "abs"): (PY_PROMPT, py_test("add", [
+        "assert abs(candidate(2, 3) - 5) < 1e-9", "assert abs(candidate(0, 0) - 0) < 1e-9",
+        "assert abs(candidate(-1, 1) - 0) < 1e-9"]), "add"),
+    ("python", "regex"): (PY_SLUG_PROMPT, py_test("slug", [
+        "assert re.fullmatch('hello-world', candidate('Hello World'))", "assert re.fullmatch('a-b-c', candidate('A B C'))",
+        "assert re.fullmatch('x', candidate('x'))"], "import re"), "slug"),
+    # HumanEval/53's shape: random inputs.
+    ("python", "random"): (PY_PROMPT, py_test("add", [
+        "for _ in range(100):\n        x, y = random.randint(0, 1000), random.randint(0, 1000)\n"
+        "        assert candidate(x, y) == x + y"], "import random"), "add"),
+    ("python", "counter"): (PY_COUNTS_PROMPT, py_test("letter_counts", [
+        "assert Counter(candidate('aab')) == Counter({'a': 2, 'b': 1})", "assert Counter(candidate('')) == Counter()",
+        "assert Counter(candidate('zz')) == Counter(z=2)"], "from collections import Counter"), "letter_counts"),
+    ("python", "fraction"): (PY_PROMPT, py_test("add", [
+        "assert candidate(1, 2) == Fraction(3)", "assert candidate(0, 0) == Fraction(0)",
+        "assert candidate(-1, 1) == Fraction(0)"], "from fractions import Fraction"), "add"),
+})
+# One task per builtin: the check applies it to what the function returned.
+PY_BUILTIN_TASKS = {"int": "add", "float": "add", "str": "add", "repr": "add", "list": "upto", "tuple": "upto",
+                    "set": "upto", "sum": "upto", "max": "upto", "min": "upto", "sorted": "upto", "len": "upto"}
+for _name, _task in PY_BUILTIN_TASKS.items():
+    _prompt, _, _entry = TASKS[("python", _task)]
+    _args = ((2, 3), (0, 0), (-1, 1)) if _task == "add" else ((3,), (5,), (1,))
+    _right = (lambda *a: sum(a)) if _task == "add" else (lambda n: list(range(n)))
+    TASKS[("python", f"uses_{_name}")] = (_prompt, py_test(_entry, [
+        f"assert {_name}(candidate({', '.join(map(str, a))})) == {getattr(builtins, _name)(_right(*a))!r}"
+        for a in _args]), _entry)
 
 
 def go_imports(*packages: str) -> str:
@@ -361,6 +415,93 @@ if not sys.flags.optimize:
     case("stdin_read", "python", "    import sys\n    sys.stdin.read()\n    sys.stdin.readline()\n    return x + y\n",
          "passed"),
 ]
+
+# The code under test changes what the test's (or the harness's) names mean: rebinding builtins,
+# patching the modules and standard-library classes the checks use, replacing sys.modules entries.
+# Each is a wrong answer that every check would pass under the new meanings, and must fail.
+PY_ALWAYS_EQUAL = ("class _Eq:\n    def __eq__(self, other):\n        return True\n    def __ne__(self, other):\n"
+                   "        return False\n    __hash__ = object.__hash__\n")
+PY_FAKE_MATH = ("import sys, types\n_fake = types.ModuleType('math')\n_fake.isclose = lambda *a, **k: {result}\n"
+                "sys.modules['math'] = _fake\n")
+PY_WRONG = {"add": "    return x + y + 1\n", "upto": "    return [i + 1 for i in range(n + 1)]\n", "mean": "    return 0.0\n"}
+
+
+def rebinding(id: str, task: str, how: str, completion: str | None = None, expect: str = "failed", **kw) -> Case:
+    """A case whose top-level code (`how`, before the prompt) rebinds names; the wrong answer by default."""
+    entry = TASKS[("python", task)][2]
+    return case(id, "python", completion or PY_WRONG.get(entry, ""), expect, task=task,
+                prelude=PY_ALWAYS_EQUAL + how, **kw)
+
+
+PY_CASES += [
+    # Builtins, rebound through the builtins module: every builtin a check applies to the result.
+    *(rebinding(f"rebind_builtin_{name}", f"uses_{name}", f"import builtins\nbuiltins.{name} = lambda *a, **k: _Eq()\n")
+      for name in PY_BUILTIN_TASKS),
+    rebinding("rebind_builtin_abs", "abs", "import builtins\nbuiltins.abs = lambda v: 0\n"),
+    rebinding("rebind_builtin_round", "round", "import builtins\nbuiltins.round = lambda *a: _Eq()\n"),
+    # ... through `__builtins__` (the module, in `__main__`), by attribute, by setattr and by its dict.
+    rebinding("rebind_dunder_builtins_abs", "abs", "__builtins__.abs = lambda v: 0\n"),
+    rebinding("rebind_dunder_builtins_round", "round", "setattr(__builtins__, 'round', lambda *a: _Eq())\n"),
+    rebinding("rebind_dunder_builtins_sorted", "uses_sorted", "vars(__builtins__)['sorted'] = lambda *a, **k: _Eq()\n"),
+    rebinding("rebind_dunder_builtins_len", "uses_len", "__builtins__.__dict__['len'] = lambda *a: _Eq()\n"),
+    # ... as globals of `__main__`, which the test used to share.
+    rebinding("shadow_builtin_abs", "abs", "def abs(v):\n    return 0\n"),
+    rebinding("shadow_builtin_sorted", "uses_sorted", "sorted = lambda *a, **k: _Eq()\n"),
+    # The harness's own builtins: without isinstance the value check would not look inside the list,
+    # without type it would take an always-equal object for an int.
+    rebinding("rebind_builtin_isinstance", "upto", "import builtins\nbuiltins.isinstance = lambda *a: False\n",
+              "    return [_Eq()] * n\n"),
+    rebinding("rebind_dunder_builtins_isinstance", "upto", "__builtins__.isinstance = lambda *a: False\n",
+              "    return [_Eq()] * n\n"),
+    rebinding("rebind_builtin_type", "add", "import builtins\nbuiltins.type = lambda *a: int\n", "    return _Eq()\n"),
+    rebinding("rebind_dunder_builtins_type", "add", "setattr(__builtins__, 'type', lambda *a: int)\n",
+              "    return _Eq()\n"),
+    # ... and the report itself: rewriting `fail` to `ok` on the way out needs no nonce.
+    rebinding("rebind_os_write", "add", "import os\n_write = os.write\n"
+              "os.write = lambda fd, data: _write(fd, data.replace(b':fail', b':ok'))\n"),
+    # Modules the checks import (HumanEval: math, random, string, copy; MBPP: math; and re).
+    rebinding("patch_math_isclose", "isclose", "import math\nmath.isclose = lambda *a, **k: True\n"),
+    rebinding("patch_math_isclose_mbpp", "mbpp_isclose", "", "import math\nmath.isclose = lambda *a, **k: True\n\n"
+              "def mean(xs):\n    return 0.0\n"),
+    rebinding("patch_re_fullmatch", "regex", "import re\nre.fullmatch = lambda *a, **k: True\n", "    return s\n"),
+    rebinding("patch_random_randint", "random", "import random\nrandom.randint = lambda a, b: 0\n",
+              "    return 0\n"),
+    rebinding("patch_random_shared_generator", "random", "import random\nrandom._inst.randrange = lambda *a: 0\n",
+              "    return 0\n"),
+    rebinding("fake_math_in_sys_modules", "isclose", PY_FAKE_MATH.format(result=True)),
+    # Standard-library classes: patched before the test runs, during the call, or returned patched.
+    rebinding("patch_counter_eq", "counter", "import collections\ncollections.Counter.__eq__ = lambda a, b: True\n",
+              "    return {'a': 1}\n"),
+    rebinding("patch_counter_eq_during_call", "counter", "", "    import collections\n"
+              "    collections.Counter.__eq__ = lambda a, b: True\n    return {'a': 1}\n"),
+    rebinding("patch_fraction_eq", "fraction", "import fractions\nfractions.Fraction.__eq__ = lambda a, b: True\n",
+              "    return 7\n"),
+    rebinding("return_patched_fraction", "add", "import fractions\nfractions.Fraction.__eq__ = lambda a, b: True\n",
+              "    return fractions.Fraction(7)\n"),
+    rebinding("spoof_stdlib_class_in_its_module", "upto", "import collections\n"
+              "class UserList(collections.UserList):\n    def __eq__(self, other):\n        return True\n"
+              "UserList.__module__ = 'collections'\ncollections.UserList = UserList\n",
+              "    return UserList([7])\n"),
+    rebinding("patch_abc_instancecheck", "upto", "import abc, collections\n"
+              "abc.ABCMeta.__instancecheck__ = lambda cls, obj: False\n",
+              "    return collections.UserList([_Eq()] * n)\n"),
+    # Right answers stay right, whatever the code did to the names (and what it adds for itself stays).
+    rebinding("correct_despite_rebound_abs", "abs", "import builtins\nbuiltins.abs = lambda v: 1\n",
+              "    return x + y\n", "passed", tests=(3, 3)),
+    rebinding("correct_despite_deleted_abs", "abs", "import builtins\ndel builtins.abs\n", "    return x + y\n",
+              "passed", tests=(3, 3)),
+    rebinding("correct_despite_patched_math", "isclose", "import math\nmath.isclose = lambda *a, **k: False\n",
+              "    return sum(xs) / len(xs)\n", "passed", tests=(3, 3)),
+    rebinding("correct_despite_fake_math", "isclose", PY_FAKE_MATH.format(result=False),
+              "    return sum(xs) / len(xs)\n", "passed", tests=(3, 3)),
+    rebinding("correct_despite_patched_counter", "counter",
+              "import collections\ncollections.Counter.__eq__ = lambda a, b: False\n",
+              "    return dict(collections.Counter(s))\n", "passed", tests=(3, 3)),
+    rebinding("correct_with_its_own_builtin", "add", "import builtins\nbuiltins.twice = lambda v: 2 * v\n",
+              "    return twice(x + y) // 2\n", "passed", tests=(3, 3)),
+]
+PY_REBINDING_IDS = tuple(c.id for c in PY_CASES if c.id.split("-", 1)[1].startswith(
+    ("rebind_", "shadow_", "patch_", "fake_", "return_patched", "spoof_", "correct_despite", "correct_with")))
 
 # --------------------------------------------------------------------------------------------- cpp
 CPP_CASES = [
@@ -826,7 +967,7 @@ NONE_CASE_IDS = (
     "cpp-ignore_sigxcpu_sigterm", "cpp-fork_bomb", "cpp-daemon_double_fork_setsid", "cpp-memory_bomb",
     "javascript-daemon_detached", "javascript-swallow_signals_and_exceptions", "go-daemon_setsid",
     "go-infinite_loop", "rust-sleep_loop",
-)
+) + PY_REBINDING_IDS  # the program must behave the same run as `python main.py`
 # Without isolation these rely on the private uid (root only): the program could otherwise read the
 # harness's environment from /proc, or outlive the run in a session of its own.
 NONE_NEEDS_ROOT = ("env_secret", "daemon")
