@@ -325,7 +325,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--keep", default=None, help="keep outputs in this directory")
     args = ap.parse_args(argv)
 
-    from mftcoder_pp.execution.languages import Toolchains
+    from mftcoder_pp.execution.toolchains import Toolchains
 
     work = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="bench-eval-speed-"))
     work.mkdir(parents=True, exist_ok=True)

@@ -485,7 +485,7 @@ def main(argv: list[str] | None = None) -> int:
     import platform
 
     from mftcoder_pp import __version__
-    from mftcoder_pp.execution.languages import Toolchains
+    from mftcoder_pp.execution.toolchains import Toolchains
 
     command = "python benchmarks/humaneval_agreement.py" + ("" if argv is None and len(sys.argv) == 1 else
                                                             " " + " ".join(argv if argv is not None else sys.argv[1:]))

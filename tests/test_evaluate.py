@@ -136,14 +136,14 @@ def test_generation_settings_are_recorded(tmp_path, samples):
 
 
 def test_verdict_cache_judges_an_identical_program_once(tmp_path, samples, monkeypatch):
-    import mftcoder_pp.evaluate as ev
+    from mftcoder_pp.execution.slot import WorkerSlot
 
     first = evaluate("humaneval", str(tmp_path / "a"), samples=samples, workers=2, progress=False,
                      verdict_cache=str(tmp_path / "cache"))
     assert first["verdict_cache"]["misses"] == 8 and first["verdict_cache"]["hits"] == 0
     calls = []
-    real = ev.judge
-    monkeypatch.setattr(ev, "judge", lambda *a, **kw: calls.append(a) or real(*a, **kw))
+    real = WorkerSlot.judge
+    monkeypatch.setattr(WorkerSlot, "judge", lambda self, *a, **kw: calls.append(a) or real(self, *a, **kw))
     second = evaluate("humaneval", str(tmp_path / "b"), samples=samples, workers=2, progress=False,
                       verdict_cache=str(tmp_path / "cache"))
     assert calls == [] and second["verdict_cache"]["hits"] == 8

@@ -93,7 +93,7 @@ def test_tiny_experiment_writes_a_report_and_is_cached(tiny_workspace, tmp_path,
     # The first pilot's winner is set on every SFT row; the second adds a row.
     lr = results["pilots"][0]["winner"]["optim.lr"]
     assert results["chosen"] == {"optim.lr": lr, "optim.lr_range": [0.5 * lr, lr]}
-    trained = json.loads((out / "rows" / "mftcoder" / "seed-1" / "train" / "train_config.json").read_text())
+    trained = json.loads((out / "rows" / "mftcoder-pp" / "seed-1" / "train" / "train_config.json").read_text())
     assert trained["config"]["optim"]["lr_range"] == [0.5 * lr, lr]
     assert results["row_settings"]["Variant"]["modules.focal.beta"] == 1.0
     assert (out / "pilots" / "lr" / "pilot.json").exists()
@@ -105,9 +105,20 @@ def test_tiny_experiment_writes_a_report_and_is_cached(tiny_workspace, tmp_path,
     assert rust["pass@1"]["tasks"] == 2 and rust["pass@1"]["seeds"] == 2
     assert rust["vs_base"]["seeds"] == 2 and "mdd" in rust["vs_plain"]
     assert "mftpp experiment" in report and (out / "figures" / "pass1_rows.png").exists()
-    trained = (out / "rows" / "mftcoder" / "seed-1" / "train" / "train_summary.json").stat().st_mtime
+    trained = (out / "rows" / "mftcoder-pp" / "seed-1" / "train" / "train_summary.json").stat().st_mtime
     capsys.readouterr()
     assert main(["experiment", str(exp)]) == 0  # everything cached: nothing retrained or regenerated
     err = capsys.readouterr().err
     assert "training" not in err and "greedy" not in err
-    assert (out / "rows" / "mftcoder" / "seed-1" / "train" / "train_summary.json").stat().st_mtime == trained
+    assert (out / "rows" / "mftcoder-pp" / "seed-1" / "train" / "train_summary.json").stat().st_mtime == trained
+
+
+def test_row_slugs_follow_the_run_directory_contract():
+    """Other tools find rows by slug: base contains `base`, plain LoRA `plain`, MFTCoder++ is or
+    contains `mftcoder-pp`, and MFTCoder / MFTCoder++ never share a directory."""
+    from mftcoder_pp.experiment.config import slug
+
+    assert slug("MFTCoder++") == "mftcoder-pp" and slug("MFTCoder") == "mftcoder"
+    assert slug("MFTCoder++ w/o ATDS") == "mftcoder-pp-w-o-atds"
+    assert slug("SFT + LoRA (plain mixing)") == "sft-lora-plain-mixing"
+    assert "base" in slug("Base model (no SFT)")

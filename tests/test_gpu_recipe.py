@@ -57,7 +57,7 @@ def test_recipe_trains_one_step_on_a_tiny_model_of_the_real_architecture(tiny_wo
 def test_real_size_model_builds_on_the_meta_device():
     from transformers import Qwen2Config, Qwen2ForCausalLM
 
-    from mftcoder_pp.execution.languages import LANGUAGES
+    from mftcoder_pp.languages import LANGUAGES
     from mftcoder_pp.model.adapters import apply_adapters
     from mftcoder_pp.modules.hmd_fusion import HMDConfig, hmd_parameters
 

@@ -12,7 +12,7 @@ import pytest
 
 from mftcoder_pp.execution.instrument import MARK, instrument, parse_report
 from mftcoder_pp.execution.judge import EXCERPT_CHARS, STATUSES, JudgeLimits, classify, excerpt, judge
-from mftcoder_pp.execution.languages import Toolchains, get_language
+from mftcoder_pp.execution.toolchains import Toolchains, toolchain
 from mftcoder_pp.execution.sandbox import Limits, Outcome, Sandbox
 
 NONCE = "0123456789abcdef0123456789abcdef"
@@ -86,7 +86,7 @@ def outcome(returncode=0, sig=None, *, stdout="", stderr="", wall_timeout=False,
 
 
 def status(out: Outcome, cases=(), done=True, lang="python", sandbox=BWRAP) -> tuple[str, str]:
-    result = classify(out, list(cases), done, get_language(lang), RUN, sandbox)
+    result = classify(out, list(cases), done, toolchain(lang), RUN, sandbox)
     assert result[0] in STATUSES
     return result
 

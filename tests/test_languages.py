@@ -6,8 +6,9 @@ import tempfile
 
 import pytest
 
-from mftcoder_pp.execution.languages import LANGUAGES, Toolchains, get_language
 from mftcoder_pp.execution.sandbox import Limits, Sandbox
+from mftcoder_pp.execution.toolchains import TOOLCHAINS, Toolchains
+from mftcoder_pp.languages import LANGUAGES, get_language
 
 pytestmark = pytest.mark.sandbox
 
@@ -17,8 +18,8 @@ SOURCE_NAMES = {"python": "main.py", "cpp": "main.cpp", "java": "Main.java", "ja
 
 def test_language_table_is_complete():
     assert set(LANGUAGES) == {"python", "cpp", "java", "javascript", "go", "rust"}
-    assert set(SOURCE_NAMES) == set(LANGUAGES)
-    for lang in LANGUAGES.values():
+    assert set(SOURCE_NAMES) == set(TOOLCHAINS) == set(LANGUAGES)
+    for lang in TOOLCHAINS.values():
         assert lang.hello and lang.run and lang.memory_patterns and lang.assertion_patterns
 
 
@@ -35,7 +36,7 @@ def test_unknown_language_is_a_clear_error():
 
 @pytest.mark.parametrize("name", sorted(LANGUAGES))
 def test_hello_world_runs_in_the_sandbox(name):
-    lang = LANGUAGES[name]
+    lang = TOOLCHAINS[name]
     tc = Toolchains()
     sandbox = Sandbox()
     workdir = tempfile.mkdtemp(prefix="mftpp-test-")

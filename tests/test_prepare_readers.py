@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from mftcoder_pp.data.langdetect import detect_language
-from mftcoder_pp.data.readers import MBPP_SPLITS, Problem, packaged_mbpp, read_source
+from mftcoder_pp.data.readers import Problem, read_source
 from mftcoder_pp.data.records import Record
+from mftcoder_pp.prepare_sources import MBPP, MBPP_SPLITS, packaged_mbpp
 
 DATA = Path(__file__).parent / "data" / "prepare"
 
@@ -75,7 +76,7 @@ def test_field_mapping_and_fixed_language(tmp_path):
 
 @pytest.mark.parametrize("split_name", ["train", "validation"])
 def test_mbpp_splits(split_name):
-    records, problems = split(read_source(packaged_mbpp(), "mbpp", name=f"mbpp-{split_name}", split=split_name))
+    records, problems = split(read_source(packaged_mbpp(), MBPP, name=f"mbpp-{split_name}", split=split_name))
     assert not problems
     ids = [r.meta["mbpp_task_id"] for r in records]
     assert ids == list(MBPP_SPLITS[split_name])

@@ -3,8 +3,9 @@
 import pytest
 
 from mftcoder_pp.execution.judge import JudgeLimits, judge
-from mftcoder_pp.execution.languages import Toolchains
+from mftcoder_pp.execution.toolchains import Toolchains
 from mftcoder_pp.execution.sandbox import Limits, Sandbox
+from mftcoder_pp.execution.slot import WorkerSlot
 
 pytestmark = [pytest.mark.sandbox,
               pytest.mark.skipif(Sandbox().isolation != "bwrap", reason="the fork server needs bubblewrap")]
@@ -13,10 +14,10 @@ LIMITS = Limits(cpu_seconds=2, wall_seconds=5)
 
 @pytest.fixture
 def server():
-    sandbox = Sandbox()
-    srv = sandbox.python_server(Toolchains().python)
+    slot = WorkerSlot()
+    srv = slot.python_server(Toolchains().python)
     yield srv
-    sandbox.close()
+    slot.close()
 
 
 def test_consecutive_samples_do_not_share_files_or_processes(server):
@@ -60,14 +61,16 @@ def test_server_and_fresh_sandbox_agree_on_statuses():
     prompt = "def add(a, b):\n"
     tc = Toolchains()
     for fork_server in (True, False):
-        sandbox = Sandbox(python_fork_server=fork_server)
+        slot = WorkerSlot(python_fork_server=fork_server)
         try:
             for expected, body in cases.items():
-                v = judge("python", prompt + body, test, "add", sandbox=sandbox, toolchains=tc,
-                          limits=JudgeLimits(run=LIMITS))
+                v = slot.judge("python", prompt + body, test, "add", toolchains=tc, limits=JudgeLimits(run=LIMITS))
                 assert v.status == expected, (fork_server, expected, v)
+                # the plain judge, without the slot's server, agrees too
+                assert judge("python", prompt + body, test, "add", sandbox=slot.sandbox, toolchains=tc,
+                             limits=JudgeLimits(run=LIMITS)).status == expected
         finally:
-            sandbox.close()
+            slot.close()
 
 
 def test_server_refuses_to_run_outside_its_own_pid_namespace():

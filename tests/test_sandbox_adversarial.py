@@ -33,9 +33,10 @@ from dataclasses import dataclass
 
 import pytest
 
-from mftcoder_pp.execution.judge import JudgeLimits, Verdict, judge
-from mftcoder_pp.execution.languages import Toolchains
-from mftcoder_pp.execution.sandbox import SLOT_UID_BASE, Limits, Sandbox, bwrap_path
+from mftcoder_pp.execution.judge import JudgeLimits, Verdict
+from mftcoder_pp.execution.toolchains import Toolchains
+from mftcoder_pp.execution.sandbox import SLOT_UID_BASE, Limits, bwrap_path
+from mftcoder_pp.execution.slot import WorkerSlot
 
 pytestmark = [pytest.mark.slow, pytest.mark.sandbox]
 
@@ -1020,13 +1021,13 @@ def require_toolchain(lang: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def bwrap_sandbox() -> Sandbox:
-    return Sandbox(isolation="auto", slot=SLOT)
+def bwrap_slot() -> WorkerSlot:
+    return WorkerSlot(isolation="auto", slot=SLOT)  # Python cases run through its fork server
 
 
 @pytest.fixture(scope="module")
-def none_sandbox() -> Sandbox:
-    return Sandbox(isolation="none", slot=NONE_SLOT)
+def none_slot() -> WorkerSlot:
+    return WorkerSlot(isolation="none", slot=NONE_SLOT)
 
 
 @pytest.fixture(scope="module")
@@ -1163,10 +1164,10 @@ def _new_in_our_session(before: set[int]) -> set[int]:
     return ours
 
 
-def _server_pids(sandbox: Sandbox) -> set[int]:
+def _server_pids(slot: WorkerSlot) -> set[int]:
     """The slot's persistent Python fork server (bwrap and the server itself): it outlives every
     sample by design; what a sample leaves behind must not."""
-    server = getattr(sandbox, "_python_server", None)
+    server = getattr(slot, "_python_server", None)
     if server is None or server.proc is None:
         return set()
     keep = {server.proc.pid}
@@ -1197,11 +1198,11 @@ def _survivors(uid: int | None, marker: str, session_before: set[int], keep: set
 SCAN_DIRS = ("/tmp", "/var/tmp", "/dev/shm", "/", "/etc", "/usr/local", "/root", "/home", "/opt")
 
 
-def assert_host_clean(host: Host, sandbox: Sandbox, session_before: set[int], verdict: Verdict) -> None:
+def assert_host_clean(host: Host, slot: WorkerSlot, session_before: set[int], verdict: Verdict) -> None:
     # 1. No surviving process (a short grace period for the kernel to finish killing a namespace).
     deadline = time.monotonic() + 3.0
-    keep = _server_pids(sandbox)
-    while (left := _survivors(sandbox.uid, host.marker, session_before, keep)) and time.monotonic() < deadline:
+    keep = _server_pids(slot)
+    while (left := _survivors(slot.sandbox.uid, host.marker, session_before, keep)) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not left, f"processes survived the run: {left}"
     # 2. No file named after the marker anywhere we can think of on the host.
@@ -1230,8 +1231,9 @@ def assert_host_clean(host: Host, sandbox: Sandbox, session_before: set[int], ve
         assert secret not in seen, f"a host secret leaked into the verdict: {secret!r}"
 
 
-def run_case(c: Case, host: Host, sandbox: Sandbox, toolchains: Toolchains) -> Verdict:
+def run_case(c: Case, host: Host, slot: WorkerSlot, toolchains: Toolchains) -> Verdict:
     require_toolchain(c.lang)
+    sandbox = slot.sandbox
     if c.bwrap_only and sandbox.isolation != "bwrap":
         pytest.skip("needs bubblewrap's filesystem/network isolation")
     if sandbox.isolation != "bwrap" and not ROOT and any(word in c.id for word in NONE_NEEDS_ROOT):
@@ -1244,11 +1246,10 @@ def run_case(c: Case, host: Host, sandbox: Sandbox, toolchains: Toolchains) -> V
         run = dataclasses.replace(run, cpu_seconds=c.cpu_seconds)
     limits = JudgeLimits(compile=BOMB_COMPILE if c.compile_bomb else COMPILE, run=run)
     before = _session_members()
-    verdict = judge(c.lang, code, test, entry, sandbox=sandbox, toolchains=toolchains, limits=limits,
-                    workroot=host.workroot)
+    verdict = slot.judge(c.lang, code, test, entry, toolchains=toolchains, limits=limits, workroot=host.workroot)
     print(f"VERDICT {sandbox.isolation} {c.id}: {verdict.status} {verdict.tests_passed}/{verdict.tests_total} "
           f"({verdict.detail}; run {verdict.run_seconds:.2f}s)")
-    assert_host_clean(host, sandbox, before, verdict)
+    assert_host_clean(host, slot, before, verdict)
     return verdict
 
 
@@ -1263,9 +1264,9 @@ def check_verdict(c: Case, verdict: Verdict, expect: frozenset, bug: str | None)
 
 
 @pytest.mark.parametrize("c", _params(CASES, bwrap=HAVE_BWRAP))
-def test_adversarial_completion(c: Case, host: Host, bwrap_sandbox: Sandbox, toolchains: Toolchains) -> None:
+def test_adversarial_completion(c: Case, host: Host, bwrap_slot: WorkerSlot, toolchains: Toolchains) -> None:
     """With bubblewrap where it works here (isolation="auto"); otherwise this is the reduced sandbox."""
-    verdict = run_case(c, host, bwrap_sandbox, toolchains)
+    verdict = run_case(c, host, bwrap_slot, toolchains)
     expect = c.expect if HAVE_BWRAP else (c.none_expect or c.expect)
     check_verdict(c, verdict, expect, _bug(c, bwrap=HAVE_BWRAP))
 
@@ -1274,31 +1275,31 @@ _BY_ID = {c.id: c for c in CASES}
 
 
 @pytest.mark.parametrize("c", _params((_BY_ID[i] for i in NONE_CASE_IDS), bwrap=False))
-def test_adversarial_without_bubblewrap(c: Case, host: Host, none_sandbox: Sandbox, toolchains: Toolchains) -> None:
-    assert none_sandbox.isolation == "none"
-    verdict = run_case(c, host, none_sandbox, toolchains)
+def test_adversarial_without_bubblewrap(c: Case, host: Host, none_slot: WorkerSlot, toolchains: Toolchains) -> None:
+    assert none_slot.sandbox.isolation == "none"
+    verdict = run_case(c, host, none_slot, toolchains)
     check_verdict(c, verdict, c.none_expect or c.expect, _bug(c, bwrap=False))
 
 
 @pytest.mark.parametrize("lang", ["cpp", "rust"])
-def test_bomb_limits_still_compile_normal_code(lang: str, host: Host, bwrap_sandbox: Sandbox,
+def test_bomb_limits_still_compile_normal_code(lang: str, host: Host, bwrap_slot: WorkerSlot,
                                                toolchains: Toolchains) -> None:
     """The compile bombs' compile_error comes from the bomb, not from a budget too small to compile at all."""
     c = _BY_ID[f"{lang}-correct"]
     require_toolchain(lang)
     code, test, entry = c.program(host.substitutions)
-    verdict = judge(lang, code, test, entry, sandbox=bwrap_sandbox, toolchains=toolchains,
-                    limits=JudgeLimits(compile=BOMB_COMPILE, run=run_limits(lang)), workroot=host.workroot)
+    verdict = bwrap_slot.judge(lang, code, test, entry, toolchains=toolchains,
+                               limits=JudgeLimits(compile=BOMB_COMPILE, run=run_limits(lang)), workroot=host.workroot)
     assert verdict.status == "passed", verdict
 
 
-def test_sandboxes_run_untrusted_code_under_private_uids(bwrap_sandbox: Sandbox, none_sandbox: Sandbox) -> None:
+def test_sandboxes_run_untrusted_code_under_private_uids(bwrap_slot: WorkerSlot, none_slot: WorkerSlot) -> None:
     if not ROOT:
         pytest.skip("private uids are used only when the harness runs as root")
-    uids = (bwrap_sandbox.uid, none_sandbox.uid)
+    uids = (bwrap_slot.sandbox.uid, none_slot.sandbox.uid)
     assert all(uid is not None and uid >= SLOT_UID_BASE + SLOT for uid in uids)
     assert len(set(uids)) == 2 and os.getuid() not in uids
-    assert none_sandbox.describe()["reduced_isolation"] is True
+    assert none_slot.describe()["reduced_isolation"] is True
 
 
 def test_case_table_is_complete() -> None:

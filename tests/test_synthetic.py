@@ -20,12 +20,12 @@ import pytest
 from mftcoder_pp.benchmarks import REGISTRY, get_benchmark
 from mftcoder_pp.data.records import from_row, validate
 from mftcoder_pp.evaluate import evaluate, read_results
-from mftcoder_pp.execution.judge import judge
-from mftcoder_pp.execution.languages import Toolchains, get_language
-from mftcoder_pp.execution.sandbox import Sandbox
+from mftcoder_pp.execution.toolchains import Toolchains
+from mftcoder_pp.generation.stops import stop_rule
+from mftcoder_pp.execution.slot import WorkerSlot
 from mftcoder_pp.synthetic import FAMILIES, LANGUAGES, SPLITS, generate_suite, write_suite
 from mftcoder_pp.synthetic.__main__ import main as synthetic_main
-from mftcoder_pp.synthetic.benchmark import TRANSFER_SPLITS, default_suite
+from mftcoder_pp.benchmarks.synthetic import TRANSFER_SPLITS, default_suite
 from mftcoder_pp.synthetic.cases import _expected, select_cases
 from mftcoder_pp.synthetic.ir import INT, LIST_INT, Decl, Each, Return, Set, Var, check_body, lift
 from mftcoder_pp.synthetic.suite import TRAINING_SPLITS, SuiteSettings, _rng, heldout_families
@@ -167,12 +167,11 @@ def test_settings_are_validated():
         SuiteSettings(heldout_families=len(FAMILIES))
 
 
-def test_reference_bodies_survive_the_stop_sequences(suite):
-    """Cutting a reference at the language's first stop sequence keeps all of it."""
+def test_reference_bodies_survive_the_stop_rule(suite):
+    """Cutting a reference with the language's stop rule keeps all of it but the final newline."""
     for r in suite.splits["sft"] + suite.splits["pretrain"] + suite.splits["test"]:
-        for stop in get_language(r.language).stop_sequences:
-            at = r.output.find(stop)
-            assert at == -1 or at + len(stop) == len(r.output), (r.id, stop)
+        kept, _ = stop_rule(r.language).truncate(r.output)
+        assert r.output.startswith(kept) and not r.output[len(kept):].strip(), r.id
 
 
 def test_python_references_pass_in_process(suite):
@@ -205,7 +204,7 @@ def test_write_suite_and_cli(tmp_path, suite):
 def test_benchmarks_are_registered_and_cheap(monkeypatch):
     """Cheap by construction, not by a clock: registering renders nothing, and all seven benchmarks
     share one generation of the suite that renders only the held-out splits (never the train split)."""
-    import mftcoder_pp.synthetic.benchmark as synthetic_benchmark
+    import mftcoder_pp.benchmarks.synthetic as synthetic_benchmark
 
     calls = []
     real = synthetic_benchmark.generate_suite
@@ -241,14 +240,14 @@ def judge_all(records, completions=None) -> list:
     toolchains = Toolchains()
     slots: queue.Queue = queue.Queue()
     for i in range(WORKERS):
-        slots.put(Sandbox("auto", slot=i))
+        slots.put(WorkerSlot("auto", slot=i))
     completions = completions or [r.output for r in records]
 
     def work(item):
         r, completion = item
         sb = slots.get()
         try:
-            return judge(r.language, r.input + completion, r.tests, r.entry_point, sandbox=sb, toolchains=toolchains)
+            return sb.judge(r.language, r.input + completion, r.tests, r.entry_point, toolchains=toolchains)
         finally:
             slots.put(sb)
 

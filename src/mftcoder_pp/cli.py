@@ -51,13 +51,14 @@ def cmd_merge(args: argparse.Namespace) -> int:
 
 
 def cmd_toolchains(args: argparse.Namespace) -> int:
-    from .execution.languages import LANGUAGES, Toolchains, install_npm_packages
-    from .execution.sandbox import Sandbox
+    from .execution.slot import WorkerSlot
+    from .execution.toolchains import Toolchains, install_npm_packages
+    from .languages import LANGUAGES
 
     if args.install_npm:
         print(f"npm packages installed in {install_npm_packages()}")
     problems = Toolchains().prepare(list(LANGUAGES))
-    print(json.dumps({"sandbox": Sandbox().describe(),
+    print(json.dumps({"sandbox": WorkerSlot().describe(),
                       "languages": {n: problems.get(n, "ok") for n in LANGUAGES}}, indent=2))
     return 1 if problems else 0
 

@@ -38,7 +38,7 @@ def demo_configs(out: Path, scale: float = 1.0) -> dict[str, dict]:
                          "pretrain_formats": ["code", "prompt"]},
                 "model": {"tokenizer": str(tokenizer), "tiny": tiny.__dict__}, "adapter": {"kind": "full"},
                 "mixing": {"strategy": "plain"},
-                "optim": {"max_steps": steps(500), "batch_size": 16, "per_task": False, "lr": 3e-3}}
+                "optim": {"max_steps": steps(400), "batch_size": 16, "per_task": False, "lr": 3e-3}}
     sft = {**common, "out": str(out / "sft"), "model": {"path": str(out / "pretrain" / "final")},
            "data": {"prepared": [str(sft_data)], "tasks": ["synthesis/*"], "max_length": 320},
            "adapter": {"kind": "lora", "lora": {"rank": 16, "alpha": 32, "dropout": 0.0}},
@@ -63,7 +63,7 @@ def demo_configs(out: Path, scale: float = 1.0) -> dict[str, dict]:
                             "set": {**off, "mixing.strategy": "plain", "optim.per_task": False, "optim.phases": []}},
                            {"name": "MFTCoder++"}],
                   "evaluation": {"max_new_tokens": 120, "batch_size": 32, "prompt_format": "instruct", "benchmarks": [
-                      {"name": "synthetic-transfer", "limit": max(4, int(180 * scale))}]}}
+                      {"name": "synthetic-transfer", "limit": max(4, int(150 * scale))}]}}
     return {"prepare_pretrain_pool": pool("pretrain", pre_data), "prepare_sft_pool": pool("sft", sft_data),
             "tokenizer": tok, "pretrain": pretrain, "sft": sft, "experiment": experiment}
 

@@ -23,9 +23,10 @@ from . import __version__
 from .benchmarks import KNOWN_ISSUES, Benchmark, Task, get_benchmark
 from .data.records import json_objects
 from .execution.cache import VerdictCache, verdict_key
-from .execution.judge import JudgeLimits, judge
-from .execution.languages import Toolchains
-from .execution.sandbox import Limits, Sandbox
+from .execution.judge import JudgeLimits
+from .execution.toolchains import Toolchains
+from .execution.sandbox import Limits
+from .execution.slot import WorkerSlot
 from .progress import Progress
 from .summary import codebleu_by_language, summarise
 
@@ -106,7 +107,7 @@ def evaluate(benchmark: str, out: str, samples: str | None = None, references: b
     mine = [s for s in all_samples if order[s.task_id] % num_shards == shard_index]
     workers = workers or max(1, os.cpu_count() or 1)
     limits = JudgeLimits(run=Limits(cpu_seconds=timeout, wall_seconds=timeout * 2 + 5, memory_mb=memory_mb))
-    sandboxes = [Sandbox(isolation, slot=i, python_fork_server=python_fork_server) for i in range(workers)]
+    worker_slots = [WorkerSlot(isolation, slot=i, python_fork_server=python_fork_server) for i in range(workers)]
     toolchains = Toolchains(python=python)
     run = {"benchmark": bench.name, "samples": None if references else os.path.abspath(samples),
            "samples_sha256": None if references else _sha256(samples), "references": references,
@@ -114,16 +115,16 @@ def evaluate(benchmark: str, out: str, samples: str | None = None, references: b
     outdir = Path(out)
     done = _start_or_resume(outdir, run)
     pending = [s for s in mine if (s.task_id, s.completion_id) not in done]
-    settings = {"workers": workers, "limits": asdict(limits), **sandboxes[0].describe(), "python": toolchains.python,
+    settings = {"workers": workers, "limits": asdict(limits), **worker_slots[0].describe(), "python": toolchains.python,
                 "mftcoder_pp": __version__}
     _write_json(outdir / "settings.json", settings)
 
-    slots: queue.Queue[Sandbox] = queue.Queue()
-    for sb in sandboxes:
-        slots.put(sb)
+    slots: queue.Queue[WorkerSlot] = queue.Queue()
+    for slot in worker_slots:
+        slots.put(slot)
     known = KNOWN_ISSUES.get(bench.name, {})
     cache = VerdictCache(verdict_cache) if verdict_cache else None
-    cache_settings = {"limits": asdict(limits), "isolation": sandboxes[0].isolation, "python": toolchains.python,
+    cache_settings = {"limits": asdict(limits), "isolation": worker_slots[0].sandbox.isolation, "python": toolchains.python,
                       "mftcoder_pp": __version__}
 
     def work(sample: Sample) -> dict:
@@ -132,12 +133,12 @@ def evaluate(benchmark: str, out: str, samples: str | None = None, references: b
         key = verdict_key(task.language, program, task.test, task.entry_point, cache_settings) if cache else None
         verdict = cache.get(key) if cache else None
         if verdict is None:
-            sb = slots.get()
+            slot = slots.get()
             try:
-                verdict = judge(task.language, program, task.test, task.entry_point,
-                                sandbox=sb, toolchains=toolchains, limits=limits).to_dict()
+                verdict = slot.judge(task.language, program, task.test, task.entry_point,
+                                     toolchains=toolchains, limits=limits).to_dict()
             finally:
-                slots.put(sb)
+                slots.put(slot)
             if cache and verdict["status"] != "harness_error":  # a harness problem is not the program's
                 cache.put(key, verdict)
         return {"task_id": sample.task_id, "completion_id": sample.completion_id, "language": task.language,
@@ -156,8 +157,8 @@ def evaluate(benchmark: str, out: str, samples: str | None = None, references: b
                 fh.flush()
                 bar.update(n, **{"per s": round(n / max(time.monotonic() - start, 1e-9), 1)})
     finally:
-        for sb in sandboxes:
-            sb.close()
+        for slot in worker_slots:
+            slot.close()
         background.shutdown(wait=False, cancel_futures=True)
     bar.close()
     results = read_results(outdir / "results.jsonl")

@@ -32,11 +32,12 @@ from .data.decontaminate import BenchmarkText, ContaminationIndex
 from .data.dedup import content_key, exact_duplicates, near_duplicates
 from .data.fences import code_blocks, code_only
 from .data.normalise import normalise_code, normalise_text
-from .data.readers import FORMATS, Problem, SourceError, packaged_mbpp, read_source, read_synthetic
+from .data.readers import Problem, SourceError, read_source
 from .data.records import TASK_TYPES, Record
 from .data.sampling import DEFAULT_TEMPERATURE, curriculum_order, temperature_probabilities
 from .data.syntax import check_example
-from .execution.languages import get_language
+from .languages import get_language
+from .prepare_sources import MBPP, packaged_mbpp, read_synthetic
 
 PACKAGE_PREFIX = "package:"
 VOCAB_TOP = 200  # tokens per language compared in Figure 3c
@@ -341,8 +342,8 @@ def _read(src: SourceConfig, path: Path | None, seed: int) -> Iterator[Record | 
     if src.format == "synthetic":
         yield from itertools.islice(read_synthetic(seed, src.label, src.split), src.limit)
         return
-    assert src.format in FORMATS and path is not None
-    yield from read_source(path, src.format, name=src.label, task=src.task,
+    assert path is not None
+    yield from read_source(path, MBPP if src.format == "mbpp" else src.format, name=src.label, task=src.task,
                            language=None if src.language == "detect" else src.language, fields=src.fields,
                            split=src.split or "train", limit=src.limit, display=src.path or MBPP_DISPLAY)
 

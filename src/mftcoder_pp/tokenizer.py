@@ -16,7 +16,7 @@ from .config import ConfigError, check_exists, check_output_dir, load_config
 from .data.prompts import language_token
 from .data.records import read_prepared
 from .data.vocab import fuse, train_language_bpe, vocabulary_overlap
-from .execution.languages import LANGUAGES
+from .languages import LANGUAGES
 from .model.gguf import model_source
 from .model.load import ModelLoadError, check_tokenizer_dir, load_tokenizer
 

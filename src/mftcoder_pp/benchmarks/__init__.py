@@ -8,6 +8,7 @@ from .base import Benchmark, Task
 from .humaneval import HumanEval
 from .humaneval_x import LANG_CODES, HumanEvalX
 from .mbpp import MBPP
+from .synthetic import synthetic_benchmarks
 
 REGISTRY: dict[str, Callable[[], Benchmark]] = {
     "humaneval": HumanEval,
@@ -20,8 +21,6 @@ for _code in LANG_CODES:
 
 # The synthetic multilingual suite: synthetic-<language> (held-out test split) and synthetic-transfer
 # (docs/synthetic.md). Generated from a fixed seed when first used.
-from ..synthetic.benchmark import synthetic_benchmarks  # noqa: E402
-
 REGISTRY.update(synthetic_benchmarks())
 
 # Tasks whose canonical solution does not pass the benchmark's own test here, or whose test is

@@ -16,9 +16,11 @@ from __future__ import annotations
 import re
 from functools import cached_property
 
+from ..languages import LANGUAGES
 from .base import Task, read_jsonl
 
-LANG_CODES = {"python": "python", "cpp": "cpp", "java": "java", "js": "javascript", "go": "go", "rust": "rust"}
+# HumanEval-X's file code -> our language name (python, cpp, java, js, go, rust: the table's order).
+LANG_CODES = {lang.humaneval_x: lang.name for lang in LANGUAGES.values() if lang.humaneval_x}
 
 _GO_IMPORT_BLOCK = re.compile(r"^import\s*\(\s*\n(.*?)^\)\s*$", re.M | re.S)
 _GO_IMPORT_LINE = re.compile(r"^import\s+((?:\w+\s+)?\"[^\"]+\")\s*$", re.M)

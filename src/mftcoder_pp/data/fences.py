@@ -5,14 +5,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from ..execution.languages import LANGUAGES
+from ..languages import LANGUAGES
 
 # ```tag ... ``` (or ~~~); an unterminated fence runs to the end of the text.
 _FENCE = re.compile(r"^[ \t]*(```+|~~~+)[ \t]*([^\s`]*)[^\n]*\n(.*?)(?:^[ \t]*\1[ \t]*$|\Z)", re.M | re.S)
 
-# Fence tags seen in instruction data, beyond the names and aliases of the language table.
-EXTRA_TAGS = {"py3": "python", "python2": "python", "cc": "cpp", "hpp": "cpp", "cplusplus": "cpp",
-              "jsx": "javascript", "mjs": "javascript", "nodejs": "javascript", "javascript1.8": "javascript"}
+# Tag -> language: each language's name, aliases and the further tags seen in instruction data
+# (no tag names two languages: tests/test_language_table.py).
+_TAGS = {tag: lang.name for lang in LANGUAGES.values() for tag in (lang.name, *lang.aliases, *lang.fence_tags)}
 
 
 @dataclass(frozen=True)
@@ -27,14 +27,7 @@ class Block:
 def fence_language(tag: str) -> str | None:
     """'py' -> 'python', 'c++' -> 'cpp', 'golang' -> 'go'; None for '' and other languages."""
     tag = tag.strip().lower().lstrip(".")
-    if not tag:
-        return None
-    if tag in LANGUAGES:
-        return tag
-    for lang in LANGUAGES.values():
-        if tag in lang.aliases:
-            return lang.name
-    return EXTRA_TAGS.get(tag)
+    return _TAGS.get(tag) if tag else None
 
 
 def code_blocks(text: str) -> list[Block]:

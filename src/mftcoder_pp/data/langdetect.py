@@ -11,39 +11,15 @@ from __future__ import annotations
 
 import re
 
+from ..languages import LANGUAGES
 from .fences import code_blocks
 from .syntax import parses
 
-_M = re.M
+# Detection order: ties go to the language of lower detect_rank.
+_RANKED = sorted(LANGUAGES.values(), key=lambda lang: lang.detect_rank)
 HEURISTICS: dict[str, tuple[re.Pattern, ...]] = {
-    "python": tuple(re.compile(p, _M) for p in (
-        r"^\s*def \w+\s*\(.*\)\s*(->\s*[^:]+)?:\s*$", r"^\s*(from [\w.]+ )?import \w+[\w., ]*$",
-        r"^\s*class \w+(\(.*\))?:\s*$", r"^\s*(if|elif|while|for|with) .+:\s*$", r"\bself\.\w+",
-        r"^\s*print\(", r"\b(None|True|False)\b", r"^\s*(else|try|finally):\s*$")),
-    "java": tuple(re.compile(p, _M) for p in (
-        r"\b(public|private|protected)\s+(static\s+)?(final\s+)?(class|void|int|String|boolean|long)\b",
-        r"\bSystem\.out\.print", r"\bString\[\]", r"^\s*import java\.", r"@Override", r"\bnew \w+(<[^>]*>)?\(",
-        r"\b(ArrayList|HashMap|List|Map)<")),
-    "go": tuple(re.compile(p, _M) for p in (
-        r"^package \w+\s*$", r"^\s*func\s+(\(\w+ \*?\w+\)\s*)?\w+\(", r"\w+\s*:=", r"\bfmt\.\w+\(",
-        r'^import (\($|")', r"\bnil\b", r"\bgo func\b|\bchan\b")),
-    "cpp": tuple(re.compile(p, _M) for p in (
-        r"^\s*#include\s*[<\"]", r"\bstd::", r"\bcout\s*<<|\bcin\s*>>", r"^\s*using namespace std", r"\bvector<",
-        r"\bint main\s*\(", r"\b(unsigned|size_t|const\s+\w+\s*&)")),
-    "javascript": tuple(re.compile(p, _M) for p in (
-        r"\bfunction\s*\w*\s*\(", r"\bconsole\.log\(", r"^\s*(const|let|var)\s+\w+\s*=", r"\)\s*=>",
-        r"\b(document|window)\.\w+", r"\brequire\(|\bmodule\.exports\b", r"===|!==")),
-    "rust": tuple(re.compile(p, _M) for p in (
-        r"\bfn\s+\w+\s*(<[^>]*>)?\(", r"\blet\s+mut\b", r"\b(println|vec|format|assert_eq)!", r"^\s*impl\b",
-        r"&str\b|&mut\b", r"\bpub fn\b", r"::new\(|\.unwrap\(\)", r"^\s*use (std|crate)::")),
-}
-
-MENTIONS = {
-    "python": re.compile(r"\bpython\b", re.I), "java": re.compile(r"\bjava\b(?!\s*script)", re.I),
-    "go": re.compile(r"\b(golang|go (code|program|function))\b|\bin go\b", re.I),
-    "cpp": re.compile(r"c\+\+|\bcpp\b", re.I), "javascript": re.compile(r"\b(javascript|node\.?js)\b", re.I),
-    "rust": re.compile(r"\brust\b", re.I),
-}
+    lang.name: tuple(re.compile(p, re.M) for p in lang.detect_patterns) for lang in _RANKED}
+MENTIONS: dict[str, re.Pattern] = {lang.name: re.compile(lang.mention, re.I) for lang in _RANKED}
 
 
 def scores(code: str, instruction: str = "") -> dict[str, int]:
@@ -57,7 +33,7 @@ def scores(code: str, instruction: str = "") -> dict[str, int]:
 
 def guess(code: str, instruction: str = "", min_score: int = 1) -> str | None:
     """The best-scoring language among those whose parse of `code` succeeds; when none parses (a
-    fragment), the best score if it reaches min_score + 1; ties go to the first in table order."""
+    fragment), the best score if it reaches min_score + 1; ties go to the lower detect_rank."""
     ranked = sorted(((s, lang) for lang, s in scores(code, instruction).items() if s >= min_score),
                     key=lambda x: -x[0])
     for _, lang in ranked:

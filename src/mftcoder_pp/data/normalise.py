@@ -19,11 +19,11 @@ from __future__ import annotations
 import bisect
 import re
 
+from ..languages import LANGUAGES
 from .fences import code_blocks
-from .syntax import GRAMMARS, parse, string_spans
+from .syntax import parse, string_spans
 
 TAB_WIDTH = 4
-KEEP_TABS = frozenset({"go"})
 _TRAILING = re.compile(r"[ \t\f\v]+$", re.M)
 
 
@@ -38,7 +38,7 @@ def normalise_code(code: str, language: str | None, final_newline: bool = True) 
     code = _line_ends(code)
     if code_blocks(code):
         out = _fenced(code, language)
-    elif language in GRAMMARS:
+    elif language in LANGUAGES:
         out = _code(code, language)
     else:
         out = _TRAILING.sub("", code)
@@ -74,7 +74,7 @@ def _code(code: str, language: str) -> str:
 
     out = []
     pos = 0
-    expand = language not in KEEP_TABS
+    expand = not LANGUAGES[language].keep_tabs
     for line in data.split(b"\n"):
         end = pos + len(line)
         if not spans or not inside(end):
@@ -93,7 +93,7 @@ def _fenced(text: str, language: str | None) -> str:
     for block in code_blocks(text):
         out.append(_TRAILING.sub("", text[prev:block.start]))
         lang = block.language or (language if not block.tag else None)
-        code = _code(block.code, lang) if lang in GRAMMARS else _TRAILING.sub("", block.code)
+        code = _code(block.code, lang) if lang in LANGUAGES else _TRAILING.sub("", block.code)
         code = _strip_blank_edges(code)
         out.append(code + "\n" if code and block.code.endswith("\n") else code)
         prev = block.end

@@ -11,9 +11,9 @@ import hashlib
 from dataclasses import dataclass
 from typing import Sequence
 
-IGNORE_INDEX = -100  # label value the cross-entropy ignores
+from ..languages import LANGUAGES
 
-DISPLAY = {"python": "Python", "java": "Java", "go": "Go", "cpp": "C++", "rust": "Rust", "javascript": "JavaScript"}
+IGNORE_INDEX = -100  # label value the cross-entropy ignores
 
 # {lang} is the display name. The first variant is the paper's schema verbatim.
 TEMPLATES: tuple[str, ...] = (
@@ -23,6 +23,12 @@ TEMPLATES: tuple[str, ...] = (
     "Instruction: In {lang}, {instruction_lc}\nInput: {input}\nOutput: ",
     "Instruction: {instruction}\nLanguage: {lang}\nInput:\n{input}\nOutput:\n",
 )
+
+
+def display_name(language: str) -> str:
+    """'cpp' -> 'C++' (the table's display name); a language not in the table is shown as named."""
+    lang = LANGUAGES.get(language)
+    return lang.display if lang else language
 
 
 def language_token(language: str) -> str:
@@ -41,7 +47,7 @@ def render_prompt(instruction: str, input: str, language: str, variant: int = 0,
     """The prompt text: everything before the response."""
     if not 0 <= variant < len(TEMPLATES):
         raise ValueError(f"prompt variant must be in [0, {len(TEMPLATES)}), got {variant}")
-    lang = DISPLAY.get(language, language)
+    lang = display_name(language)
     instruction = instruction.strip()
     lc = instruction[:1].lower() + instruction[1:]
     text = TEMPLATES[variant].format(instruction=instruction, instruction_lc=lc, input=input.rstrip("\n"), lang=lang)

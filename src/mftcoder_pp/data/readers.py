@@ -1,9 +1,11 @@
 """Readers: raw source files -> canonical `Record`s, or a `Problem` naming the file:line and why.
 
 Schemas (`fmt`): canonical JSONL rows; Alpaca (instruction/input/output); MFTCoder `chat_rounds`;
-prompt/completion pairs; MBPP's train/validation splits. Containers, chosen by file name: JSONL
-(`.jsonl`, `.ndjson`), JSON (`.json`: an array of rows, or one row), Parquet (`.parquet`), each
-optionally gzipped (detected from the file's magic bytes, not its name).
+prompt/completion pairs; or a `Schema` the caller builds (prepare_sources.py builds MBPP's from the
+benchmark's own test form: data/ imports neither the benchmarks nor the synthetic suite, see
+docs/architecture.md). Containers, chosen by file name: JSONL (`.jsonl`, `.ndjson`), JSON
+(`.json`: an array of rows, or one row), Parquet (`.parquet`), each optionally gzipped (detected
+from the file's magic bytes, not its name).
 
 Bad input never takes good input down with it: JSONL is read as bytes and decoded line by line, so
 a malformed line or invalid UTF-8 costs that line only. A JSON array is one document: rows before a
@@ -19,23 +21,14 @@ import gzip
 import io
 import json
 import zlib
-from dataclasses import asdict, dataclass
-from importlib import resources
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
-from ..execution.languages import get_language
+from ..languages import get_language
 from .langdetect import detect_language
 from .records import TASK_TYPES, Record, validate
 
-FORMATS = ("canonical", "alpaca", "chat_rounds", "prompt_completion", "mbpp")
-DEFAULT_TASK = {"canonical": "synthesis", "alpaca": "synthesis", "chat_rounds": "chat",
-                "prompt_completion": "chat", "mbpp": "synthesis"}
-# The fields each schema reads (before the source's `fields` renaming is applied).
-REQUIRED_KEYS = {"canonical": ("id", "task", "language", "instruction", "input", "output"),
-                 "alpaca": ("instruction", "output"), "chat_rounds": ("chat_rounds",),
-                 "prompt_completion": ("prompt", "completion"), "mbpp": ("task_id", "text", "code", "test_list")}
-MBPP_SPLITS = {"train": range(601, 975), "validation": range(511, 601)}
 ROLES = {"system": "system", "human": "human", "user": "human", "bot": "bot", "assistant": "bot"}
 SNIPPET = 160
 BOM = "\ufeff"
@@ -58,12 +51,20 @@ class Problem:
         return f"{self.where}: {self.reason}: {self.detail}"
 
 
-def packaged_mbpp() -> Path:
-    """MBPP as shipped with the benchmarks (all 974 tasks; the evaluation uses 11-510)."""
-    return Path(str(resources.files("mftcoder_pp.benchmarks").joinpath("data", "mbpp", "mbpp.jsonl.gz")))
+@dataclass(frozen=True)
+class Schema:
+    """How the rows of one source format become canonical fields."""
+    required: tuple[str, ...]  # the fields it reads (before the source's `fields` renaming is applied)
+    default_task: str  # the task type when neither the source nor the row names one
+    convert: Callable[..., dict]  # (row, *, name, where) -> canonical fields; raises Invalid
+    keep: Callable[[dict, str], bool] | None = None  # (row, split) -> in the split (others are skipped, uncounted)
 
 
-def read_source(path: str | Path, fmt: str, *, name: str, task: str | None = None, language: str | None = None,
+class Invalid(ValueError):
+    """A row a schema cannot convert; the message says why."""
+
+
+def read_source(path: str | Path, fmt: str | Schema, *, name: str, task: str | None = None, language: str | None = None,
                 fields: dict[str, str] | None = None, split: str = "train", limit: int | None = None,
                 display: str | None = None) -> Iterator[Record | Problem]:
     """Records (or problems) of one source, in file order.
@@ -71,11 +72,13 @@ def read_source(path: str | Path, fmt: str, *, name: str, task: str | None = Non
     name: the id prefix and report label. task: the task type of every record (default: the row's
     own for canonical rows, else DEFAULT_TASK). language: the language of every record; None means
     the row's `language` field if it has one, else detected. fields: schema key -> source key.
-    split: MBPP only. limit: read at most this many rows. display: how the file is named in
-    problems and `Record.source` (default: the path).
+    split: passed to the schema's `keep` (MBPP's train/validation). limit: read at most this many
+    rows. display: how the file is named in problems and `Record.source` (default: the path).
     """
-    if fmt not in FORMATS:
-        raise ValueError(f"unknown source format {fmt!r} (known: {', '.join(FORMATS)})")
+    if isinstance(fmt, str):
+        if fmt not in SCHEMAS:
+            raise ValueError(f"unknown source format {fmt!r} (known: {', '.join(FORMATS)})")
+        fmt = SCHEMAS[fmt]
     if task is not None and task not in TASK_TYPES:
         raise ValueError(f"unknown task type {task!r} (known: {', '.join(TASK_TYPES)})")
     if language is not None:
@@ -90,7 +93,7 @@ def read_source(path: str | Path, fmt: str, *, name: str, task: str | None = Non
         if isinstance(row, Problem):
             yield row
             continue
-        if fmt == "mbpp" and isinstance(row, dict) and row.get("task_id") not in MBPP_SPLITS[split]:
+        if fmt.keep is not None and isinstance(row, dict) and not fmt.keep(row, split):
             count -= 1
             continue
         yield _to_record(row, fmt, where, name=name, task=task, language=language, rename=rename)
@@ -135,13 +138,13 @@ def _jsonl_rows(path: str, stream: Iterable[bytes]) -> Iterator[tuple[str, dict 
         try:
             text = line.decode("utf-8")
         except UnicodeDecodeError as exc:
-            yield where, Problem(where, "invalid UTF-8", f"byte {exc.start}: {exc.reason}", _snip(line))
+            yield where, Problem(where, "invalid UTF-8", f"byte {exc.start}: {exc.reason}", snip(line))
             continue
         try:
             row = json.loads(text)
         except json.JSONDecodeError as exc:
             yield where, Problem(where, "malformed line", f"invalid JSON ({exc.msg} at column {exc.colno})",
-                                 _snip(text))
+                                 snip(text))
             continue
         yield where, row
 
@@ -158,7 +161,7 @@ def _json_rows(path: str, data: bytes) -> Iterator[tuple[str, dict | Problem]]:
             row, _ = decoder.raw_decode(text, pos)
         except json.JSONDecodeError as exc:
             where = f"{path}:{exc.lineno}"
-            yield where, Problem(where, "malformed line", f"invalid JSON ({exc.msg})", _snip(text[exc.pos:]))
+            yield where, Problem(where, "malformed line", f"invalid JSON ({exc.msg})", snip(text[exc.pos:]))
             return
         yield f"{path}:{text.count(chr(10), 0, pos) + 1}", row
         return
@@ -174,7 +177,7 @@ def _json_rows(path: str, data: bytes) -> Iterator[tuple[str, dict | Problem]]:
             row, pos = decoder.raw_decode(text, pos)
         except json.JSONDecodeError as exc:
             yield where, Problem(where, "malformed line", f"invalid JSON ({exc.msg} at line {exc.lineno}); "
-                                 "the rest of this JSON document cannot be read", _snip(text[last:]))
+                                 "the rest of this JSON document cannot be read", snip(text[last:]))
             return
         yield where, row
         pos = _skip_ws(text, pos)
@@ -202,29 +205,29 @@ def _parquet_rows(path: str, stream) -> Iterator[tuple[str, dict | Problem]]:
 
 # ---- schemas --------------------------------------------------------------------------------------
 
-def _to_record(row: Any, fmt: str, where: str, *, name: str, task: str | None, language: str | None,
+def _to_record(row: Any, fmt: Schema, where: str, *, name: str, task: str | None, language: str | None,
                rename: dict[str, str]) -> Record | Problem:
     if not isinstance(row, dict):
-        return Problem(where, "malformed line", f"expected a JSON object, got {type(row).__name__}", _snip(str(row)))
+        return Problem(where, "malformed line", f"expected a JSON object, got {type(row).__name__}", snip(str(row)))
     if rename:
         row = {rename.get(k, k): v for k, v in row.items()}
     bad = _bad_unicode(row)
     if bad:
         detail = f"field {bad!r} holds invalid UTF-8 or a lone surrogate"
-        return Problem(where, "invalid UTF-8", detail, _snip(repr(row)))
-    for key in REQUIRED_KEYS[fmt]:
+        return Problem(where, "invalid UTF-8", detail, snip(repr(row)))
+    for key in fmt.required:
         if key == "task" and task is not None or key == "language" and language is not None:
             continue
         if row.get(key) is None:
-            return Problem(where, "missing field", f"missing field {key!r}", _snip(json.dumps(row, ensure_ascii=False)))
+            return Problem(where, "missing field", f"missing field {key!r}", snip(json.dumps(row, ensure_ascii=False)))
     try:
-        out = _CONVERT[fmt](row, name=name, where=where)
-    except _Invalid as exc:
-        return Problem(where, "invalid record", str(exc), _snip(json.dumps(row, ensure_ascii=False)))
-    out["task"] = task or out.get("task") or DEFAULT_TASK[fmt]
-    snippet = _snip(str(out.get("output", "")))
+        out = fmt.convert(row, name=name, where=where)
+    except Invalid as exc:
+        return Problem(where, "invalid record", str(exc), snip(json.dumps(row, ensure_ascii=False)))
+    out["task"] = task or out.get("task") or fmt.default_task
+    snippet = snip(str(out.get("output", "")))
     if isinstance(out.get("output"), str) and not out["output"].strip():
-        return Problem(where, "empty output", "the output is empty", _snip(json.dumps(row, ensure_ascii=False)))
+        return Problem(where, "empty output", "the output is empty", snip(json.dumps(row, ensure_ascii=False)))
     lang = language or out.get("language")
     if isinstance(lang, str):
         try:
@@ -250,10 +253,6 @@ def _to_record(row: Any, fmt: str, where: str, *, name: str, task: str | None, l
                   entry_point=_opt_str(out.get("entry_point")), source=where, meta=meta)
 
 
-class _Invalid(ValueError):
-    pass
-
-
 def _canonical(row: dict, *, name: str, where: str) -> dict:
     return dict(row)
 
@@ -274,18 +273,18 @@ def _chat_rounds(row: dict, *, name: str, where: str) -> dict:
     before it the instruction (after any system prompt), earlier turns the input as a transcript."""
     rounds = row["chat_rounds"]
     if not isinstance(rounds, list) or not rounds:
-        raise _Invalid("chat_rounds must be a non-empty list of {role, content}")
+        raise Invalid("chat_rounds must be a non-empty list of {role, content}")
     turns = []
     for i, turn in enumerate(rounds):
         if not isinstance(turn, dict) or not isinstance(turn.get("content"), str) or turn.get("role") not in ROLES:
-            raise _Invalid(f"chat_rounds[{i}] must be {{role: system|human|bot, content: str}}")
+            raise Invalid(f"chat_rounds[{i}] must be {{role: system|human|bot, content: str}}")
         turns.append((ROLES[turn["role"]], turn["content"]))
     bots = [i for i, (role, _) in enumerate(turns) if role == "bot"]
     if not bots:
-        raise _Invalid("chat_rounds has no bot turn")
+        raise Invalid("chat_rounds has no bot turn")
     humans = [i for i, (role, _) in enumerate(turns[:bots[-1]]) if role == "human"]
     if not humans:
-        raise _Invalid("chat_rounds has no human turn before the last bot turn")
+        raise Invalid("chat_rounds has no human turn before the last bot turn")
     system = "\n".join(c for role, c in turns if role == "system").strip()
     instruction = turns[humans[-1]][1]
     history = "\n\n".join(f"{'Human' if role == 'human' else 'Bot'}: {c}"
@@ -295,40 +294,13 @@ def _chat_rounds(row: dict, *, name: str, where: str) -> dict:
             "output": turns[bots[-1]][1]}
 
 
-def _mbpp(row: dict, *, name: str, where: str) -> dict:
-    from ..benchmarks.mbpp import check_function, entry_point_of  # the evaluation's own test form
-
-    code = row["code"].replace("\r\n", "\n")
-    asserts = [a.replace("\r\n", "\n").strip() for a in row["test_list"]]
-    try:
-        entry = entry_point_of(asserts, code)
-    except SyntaxError:
-        entry = None
-    return {"id": f"{name}/{row['task_id']}", "task": "program", "language": "python",
-            "instruction": row["text"].strip(), "input": "\n".join(asserts), "output": code,
-            "tests": check_function(row.get("test_setup_code") or "", asserts), "entry_point": entry,
-            "meta": {"mbpp_task_id": row["task_id"]}}
-
-
-_CONVERT = {"canonical": _canonical, "alpaca": _alpaca, "chat_rounds": _chat_rounds,
-            "prompt_completion": _prompt_completion, "mbpp": _mbpp}
-
-
-def read_synthetic(seed: int, name: str = "synthetic", split: str = "sft") -> Iterator[Record | Problem]:
-    """A training pool of the project's synthetic multilingual suite (mftcoder_pp.synthetic):
-    `pretrain` (all six languages) or `sft` (imbalanced, python >> rust)."""
-    try:
-        from ..synthetic import generate_suite  # another package of this project
-    except ImportError:
-        raise ValueError("format 'synthetic' needs the mftcoder_pp.synthetic package, which is not installed") from None
-    suite = generate_suite(seed, splits=(split,))
-    for i, rec in enumerate(suite.records(split), 1):
-        where = f"{name}:{i}"
-        why = validate(asdict(rec))
-        if why is not None:
-            yield Problem(where, "invalid record", why, _snip(rec.output))
-            continue
-        yield Record(**{**asdict(rec), "source": where, "meta": {**rec.meta, "source": name}})
+SCHEMAS = {
+    "canonical": Schema(("id", "task", "language", "instruction", "input", "output"), "synthesis", _canonical),
+    "alpaca": Schema(("instruction", "output"), "synthesis", _alpaca),
+    "chat_rounds": Schema(("chat_rounds",), "chat", _chat_rounds),
+    "prompt_completion": Schema(("prompt", "completion"), "chat", _prompt_completion),
+}
+FORMATS = tuple(SCHEMAS)
 
 
 def _bad_unicode(row: dict) -> str | None:
@@ -353,7 +325,8 @@ def _line(where: str) -> str:
     return where.rsplit(":", 1)[-1]
 
 
-def _snip(text: str | bytes) -> str:
+def snip(text: str | bytes) -> str:
+    """At most SNIPPET characters of a rejected input, as valid UTF-8, for the report."""
     if isinstance(text, bytes):
         text = text.decode("utf-8", errors="replace")
     text = text.encode("utf-8", errors="replace").decode("utf-8")  # lone surrogates -> '?'

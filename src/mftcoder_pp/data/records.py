@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
-from ..execution.languages import LANGUAGES
+from ..languages import LANGUAGES
 
 # program: a whole program from a problem statement (MBPP), kept apart from synthesis (a function body
 # continuing a signature), so that one task holds one output convention.

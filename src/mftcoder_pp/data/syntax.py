@@ -15,34 +15,14 @@ from typing import Iterator
 
 from tree_sitter import Language, Node, Parser, Tree
 
+from ..languages import LANGUAGES
 from .fences import code_blocks
-
-# Grammar module per language (packages pinned in pyproject: tree-sitter 0.22 and 0.21-0.22 grammars).
-GRAMMARS = {
-    "python": "tree_sitter_python",
-    "java": "tree_sitter_java",
-    "go": "tree_sitter_go",
-    "cpp": "tree_sitter_cpp",
-    "javascript": "tree_sitter_javascript",
-    "rust": "tree_sitter_rust",
-}
-
-# Node types of string literals: text inside them is data, never reformatted or renamed.
-STRING_TYPES = {
-    "python": ("string",),
-    "java": ("string_literal", "character_literal"),
-    "go": ("raw_string_literal", "interpreted_string_literal", "rune_literal"),
-    "cpp": ("string_literal", "raw_string_literal", "char_literal"),
-    "javascript": ("string", "template_string"),
-    "rust": ("string_literal", "raw_string_literal", "char_literal"),
-}
-
 
 @functools.lru_cache(maxsize=None)
 def language(name: str) -> Language:
-    if name not in GRAMMARS:
-        raise ValueError(f"no tree-sitter grammar for {name!r} (known: {', '.join(sorted(GRAMMARS))})")
-    return Language(importlib.import_module(GRAMMARS[name]).language())
+    if name not in LANGUAGES:
+        raise ValueError(f"no tree-sitter grammar for {name!r} (known: {', '.join(sorted(LANGUAGES))})")
+    return Language(importlib.import_module(LANGUAGES[name].tree_sitter).language())
 
 
 @functools.lru_cache(maxsize=None)
@@ -61,7 +41,7 @@ def parses(code: str, lang: str) -> bool:
 
 @functools.lru_cache(maxsize=None)
 def _string_query(lang: str):
-    return language(lang).query("[" + " ".join(f"({t})" for t in STRING_TYPES[lang]) + "] @s")
+    return language(lang).query("[" + " ".join(f"({t})" for t in LANGUAGES[lang].string_nodes) + "] @s")
 
 
 def string_spans(tree: Tree, lang: str) -> list[tuple[int, int]]:

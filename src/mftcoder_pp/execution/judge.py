@@ -15,7 +15,8 @@ import tempfile
 from dataclasses import asdict, dataclass, field
 
 from .instrument import instrument, parse_report
-from .languages import Toolchains, ToolchainError, get_language
+from .toolchains import Toolchains, ToolchainError, toolchain
+from .pyserver import PythonServer
 from .sandbox import Limits, Outcome, Sandbox
 
 STATUSES = ("passed", "failed", "runtime_error", "compile_error", "timeout", "memory_exceeded", "output_limit",
@@ -60,17 +61,19 @@ def excerpt(text: str, limit: int = EXCERPT_CHARS) -> str:
 
 
 def judge(language: str, code: str, test: str, entry_point: str | None, *, sandbox: Sandbox,
-          toolchains: Toolchains, limits: JudgeLimits = JudgeLimits(), workroot: str | None = None) -> Verdict:
-    """Run `code` (prompt + completion) against the benchmark's `test` and return the verdict."""
-    lang = get_language(language)
+          toolchains: Toolchains, limits: JudgeLimits = JudgeLimits(), workroot: str | None = None,
+          python_server: PythonServer | None = None) -> Verdict:
+    """Run `code` (prompt + completion) against the benchmark's `test` and return the verdict.
+    `python_server`: the worker slot's warm fork server (slot.py), which runs a Python sample in
+    place of a fresh sandbox and interpreter; without it every sample gets its own."""
+    lang = toolchain(language)
     nonce = secrets.token_hex(16)
     try:
         files = instrument(lang.name, code, test, entry_point, nonce)
     except (ValueError, SyntaxError) as exc:
         return Verdict("harness_error", 0, 0, 0.0, 0.0, "", "", f"could not instrument the test: {exc}")
-    server = sandbox.python_server(toolchains.python) if lang.name == "python" else None
-    if server is not None:  # warm fork server: no work directory, no interpreter start-up
-        out = server.run(files["main.py"], limits.run)
+    if python_server is not None and lang.name == "python":  # no work directory, no interpreter start-up
+        out = python_server.run(files["main.py"], limits.run)
         return _verdict(out, nonce, 0.0, lang, limits, sandbox)
     workdir = tempfile.mkdtemp(prefix="mftpp-", dir=workroot)
     try:

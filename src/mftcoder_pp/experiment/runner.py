@@ -66,7 +66,15 @@ def check_stages(cfg: ExperimentConfig, config_path: str) -> None:
     for i, prep in enumerate(cfg.prepare):
         named(f"prepare[{i}]", load_config, prep, PrepareConfig)
     named("tokenizer", load_config, cfg.tokenizer, TokenizerConfig)
-    named("pretrain", train_config, cfg.pretrain, {"out": "pretrain", "model.tokenizer": "tokenizer"}, cfg.pretrain)
+    if cfg.pretrain is not None:
+        named("pretrain", train_config, cfg.pretrain, {"out": "pretrain", "model.tokenizer": "tokenizer"}, cfg.pretrain)
+    else:
+        from ..generate import GenerationError, _check_model
+
+        try:
+            _check_model(cfg.base_model)
+        except GenerationError as exc:
+            raise ConfigError(f"{config_path}: base_model: {exc}") from None
     row_sets = {r.name: r.set for r in cfg.rows}
     for i, row in enumerate(cfg.rows):
         if row.kind == "sft":
@@ -95,12 +103,15 @@ def run_experiment(config_path: str, out: str | None = None, progress: bool = Tr
         say(f"tokenizer {cfg.tokenizer}")
         build_tokenizer(cfg.tokenizer)
 
-    # The base every row starts from.
-    pre_out = root / "pretrain"
-    pre_cfg = train_config(cfg.pretrain, {"out": str(pre_out), "model.tokenizer": tok_dir},
-                           f"{cfg.pretrain} (pretrain)")
-    _train_cached(pre_cfg, say, "pretrain", progress)
-    base = pre_out / "final"
+    # The base every row starts from: pretrained here, or given.
+    if cfg.pretrain is not None:
+        pre_out = root / "pretrain"
+        pre_cfg = train_config(cfg.pretrain, {"out": str(pre_out), "model.tokenizer": tok_dir},
+                               f"{cfg.pretrain} (pretrain)")
+        _train_cached(pre_cfg, say, "pretrain", progress)
+        base = pre_out / "final"
+    else:
+        base = cfg.base_model
     cache = root / "verdict-cache"  # rows and seeds writing the same program share its verdict
 
     # Hyper-parameters from dev splits (pilots), in order: each pilot trains with what earlier ones chose.

@@ -17,7 +17,7 @@
 from __future__ import annotations
 
 from ..benchmarks.base import Task
-from ..data.prompts import DISPLAY, language_token, render_prompt
+from ..data.prompts import display_name, language_token, render_prompt
 
 PROMPT_FORMATS = ("instruct", "completion")
 PREFIX_MODES = ("auto", "on", "off")
@@ -25,7 +25,7 @@ MBPP_TESTS_MARKER = "Your code should pass these tests:"
 
 
 def default_instruction(language: str) -> str:
-    return f"Complete the following {DISPLAY.get(language, language)} function."
+    return f"Complete the following {display_name(language)} function."
 
 
 def task_instruction_and_input(task: Task, full_program: bool) -> tuple[str, str]:

@@ -1,4 +1,4 @@
-"""Where a generated completion ends: per-language stop sequences and the cut rule.
+"""Where a generated completion ends: the cut rule over the stop sequences of the language table.
 
 A completion is cut at the earliest occurrence of any stop sequence of its rule:
 - a `cut_before` sequence is removed with everything after it (python: a new top-level statement
@@ -14,13 +14,10 @@ stops at the token that completes a stop sequence and the cut only removes that 
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
-FENCE = "\n```"  # a closing Markdown fence at column 0 ends the code in every language
-
-# The completion is the rest of a function whose header (and docstring) is in the prompt.
-_PY_BODY = ("\ndef ", "\nclass ", "\nif ", "\nprint(", "\n#", "\nassert ", "\n@", "\nimport ", "\nfrom ", FENCE)
-_BRACE_BODY_AFTER = ("\n}",)
+from ..languages import FENCE, LANGUAGES
 
 
 @dataclass(frozen=True)
@@ -59,21 +56,14 @@ class StopRule:
         return (text, False) if end is None else (text[:end], True)
 
 
-BODY_RULES: dict[str, StopRule] = {
-    "python": StopRule(cut_before=_PY_BODY),
-    **{lang: StopRule(cut_before=(FENCE,), cut_after=_BRACE_BODY_AFTER)
-       for lang in ("cpp", "java", "javascript", "go", "rust")},
-}
-
-# The completion is a whole program (MBPP): helper functions and classes are part of it; test code,
-# prints and a main guard are not.
-PROGRAM_RULES: dict[str, StopRule] = {
-    "python": StopRule(cut_before=("\nassert ", "\nprint(", "\nif __name__", FENCE)),
-}
-
-
+@functools.lru_cache(maxsize=None)
 def stop_rule(language: str, full_program: bool = False) -> StopRule:
     """The rule for a completion in `language` (a function body, or a whole program for MBPP-style
-    benchmarks). Unknown languages only stop at a closing fence (and EOS)."""
-    table = PROGRAM_RULES if full_program else BODY_RULES
-    return table.get(language, StopRule(cut_before=(FENCE,)))
+    benchmarks), from the language table. Unknown languages, and whole programs in languages with
+    no program rule, only stop at a closing fence (and EOS)."""
+    lang = LANGUAGES.get(language)
+    if lang is None or (full_program and lang.program_cut_before is None):
+        return StopRule(cut_before=(FENCE,))
+    if full_program:
+        return StopRule(cut_before=lang.program_cut_before)
+    return StopRule(cut_before=lang.body_cut_before, cut_after=lang.body_cut_after)

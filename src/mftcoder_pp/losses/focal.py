@@ -2,16 +2,17 @@
 
 The paper writes ``L_align = -Σ_i α_i (1 - p̄_i)^β log(p̄_i)`` with p̄_i "the moving average of task
 i's accuracy" — a moving average of accuracy is not differentiable, so as printed the loss has no
-gradient. Reading used here (DESIGN.md, "Focal alignment loss"):
+gradient. Reading used here (docs/design.md, "Focal task alignment"):
 
 * the focal factor ``α_i (1 - p̄_i)^β`` uses the DETACHED exponential moving average p̄_i of task i's
   token accuracy (:class:`TaskAccuracyEMA`, starts at 0 so the early focal weight is high), β = 2, and
   α_i = task i's current sampling probability (ATDS's π as refreshed during training, or the fixed
-  temperature prior; detached, a constant within the step);
-* it multiplies ``-log p_i`` where p_i is the CURRENT batch's mean target-token probability for task i
-  (:func:`mean_target_prob`, differentiable w.r.t. the logits);
-* the loss is the MEAN over the tasks present in the batch (not the paper's sum), so its scale does
-  not grow with the number of tasks a batch happens to contain; absent tasks contribute nothing.
+  temperature prior, which `plain` mixing uses too; detached, a constant within the step);
+* it multiplies ``-log p_i`` where p_i is the CURRENT micro-batch's mean target-token probability for
+  task i (:func:`mean_target_prob`, differentiable w.r.t. the logits);
+* the loss is the MEAN over the tasks present in the micro-batch (not the paper's sum), so its scale
+  does not grow with the number of tasks a batch happens to contain; absent tasks contribute nothing.
+  The trainer averages it over the step's micro-batches, like every auxiliary term (train/objective.py).
 
 The EMA is fed the step's per-task token accuracy (argmax hits / target tokens, counted with the task
 cross-entropy in losses/tokens.py), after the optimizer step.

@@ -12,17 +12,12 @@ import re
 import textwrap
 from collections.abc import Sequence
 
+from ..languages import LANGUAGES
+
 __all__ = ["normalise_whitespace", "exact_match", "bleu", "codebleu", "CODEBLEU_LANGUAGES"]
 
 #: Our language names -> the names the ``codebleu`` package (0.7.0) expects.
-CODEBLEU_LANGUAGES: dict[str, str] = {
-    "python": "python",
-    "java": "java",
-    "go": "go",
-    "cpp": "cpp",
-    "rust": "rust",
-    "javascript": "javascript",
-}
+CODEBLEU_LANGUAGES: dict[str, str] = {lang.name: lang.codebleu for lang in LANGUAGES.values()}
 
 _INDENT = re.compile(r"[ \t]*")
 _BLANKS = re.compile(r"[ \t]+")

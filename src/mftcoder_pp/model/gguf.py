@@ -259,7 +259,7 @@ def read_import_record(path: str | Path) -> dict | None:
 
 def cache_path(name: str) -> Path:
     """Where a packaged model is imported: <cache>/models/<distribution>-<version>-<file stem>."""
-    from ..execution.languages import cache_dir  # one cache root for the project (MFTPP_CACHE)
+    from ..paths import cache_dir  # one cache root for the project (MFTPP_CACHE)
 
     path, package = resolve_packaged(name)
     return cache_dir() / "models" / f"{package['distribution']}-{package['version']}-{path.stem}"

@@ -1,7 +1,7 @@
 """DAGG — Dual Attention Gradient Guidance (paper §3.2, Eq. 2/8).
 
 As printed, ``‖∇_θ L_task^l − λ A_task^l − (1−λ) A_lang^l‖²`` subtracts attention maps from a
-*parameter* gradient, which has no consistent shape. Reading used here (DESIGN.md, "DAGG"):
+*parameter* gradient, which has no consistent shape. Reading used here (docs/design.md, "DAGG"):
 
 * For each selected decoder layer l, a token saliency ``s^l = normalise(‖∂L_task/∂h^l_t‖_2)`` over the
   tokens t, where h^l is the layer's OUTPUT hidden state (B, T, H). It is DETACHED: a target, never

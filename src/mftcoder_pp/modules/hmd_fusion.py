@@ -1,8 +1,8 @@
 """HMD-Fusion: shared + per-language low-rank branches fused by a learned gate.
 
-Reading of the paper (Eq. 5/6), as fixed by the design doc. For each of the top ``top_layers``
-decoder layers, with ``h`` the layer's output hidden state (B, T, H) and ``ℓ`` the sample's
-programming language:
+Reading of the paper (Eq. 5/6), as fixed in docs/design.md ("HMD-Fusion"). For each of the top
+``top_layers`` decoder layers, with ``h`` the layer's output hidden state (B, T, H) and ``ℓ`` the
+sample's programming language:
 
     h_shared = σ(W_s h),   h_lang = σ(W_lang[ℓ] h)          (Eq. 5; W: H → r, σ = SiLU)
     γ        = sigmoid(w^T h + b)                            (Eq. 6; "softmax over one value" read as

@@ -1,6 +1,6 @@
 """TIAR — Task Imbalance Adversarial Regulator (paper §3.3, Eq. 3/4/9).
 
-Reading used here (DESIGN.md, "TIAR"):
+Reading used here (docs/design.md, "TIAR"):
 
 * The "encoder output" h = G(x) is a *pooled prompt state*: the mean, over the prompt tokens of each
   sample, of the hidden states of one chosen decoder layer (:func:`pool_prompt`). The caller picks the

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 
+from ..languages import get_language
 from .ir import (BOOL, CHAR, ELEMENT, INT, LIST_INT, LIST_STR, STR, At, Bin, Chr, Code, Decl, Each, Expr, If,
                  Len, Lit, Not, Push, Range, Return, Set, Var, While, type_of)
 
@@ -55,7 +56,11 @@ class Renderer:
     not_prefix = "!"
     types: dict[str, str] = {}
     naming = staticmethod(words_snake)
-    comment = "// "
+
+    @property
+    def comment(self) -> str:
+        """Starts the comment line that holds the instruction (the table's line comment)."""
+        return get_language(self.language).line_comment + " "
 
     # ------------------------------------------------------------------------ expressions
     def expr(self, e: Expr, ctx: int = 0) -> str:

@@ -40,10 +40,20 @@ class LoraSettings:
     dropout: float = 0.1
     target_modules: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj",
                                                                "gate_proj", "up_proj", "down_proj"])
+    # Which decoder layers get LoRA: null = all; an integer k = the top k ("LoRA(6L)"); a list = those
+    # indices (0 = the bottom layer). Below the lowest adapted layer nothing trains, so the backward
+    # pass stops there (unless vocabulary adapters train embedding rows).
+    layers: int | list[int] | None = None
 
     def __post_init__(self):
         if self.rank < 1 or self.alpha <= 0 or not 0 <= self.dropout < 1 or not self.target_modules:
             raise ValueError("lora: rank >= 1, alpha > 0, 0 <= dropout < 1 and non-empty target_modules")
+        layers = self.layers
+        if isinstance(layers, bool) or not (layers is None or (isinstance(layers, int) and layers >= 1) or (
+                isinstance(layers, list) and layers and all(isinstance(i, int) and not isinstance(i, bool)
+                                                           and i >= 0 for i in layers))):
+            raise ValueError(f"lora.layers: null (all layers), a count k >= 1 (the top k) or a non-empty list "
+                             f"of layer indices >= 0, got {layers!r}")
 
 
 @dataclass(frozen=True)

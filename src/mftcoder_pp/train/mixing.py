@@ -7,7 +7,7 @@ calls `step_done(step)` after the optimizer step. Three strategies share that in
 * ``uniform``: π(t) = 1/K over the tasks with data.
 * ``temperature``: π(t) = |D_t|^(1/T) / Σ_j |D_j|^(1/T) (`data.sampling.temperature_probabilities`),
   fixed for the whole run.
-* ``atds`` (adaptive task dispatch, Eq. 1), in the reading of DESIGN.md:
+* ``atds`` (adaptive task dispatch, Eq. 1), in the reading of docs/design.md:
 
       π(t_i) = softmax_i( log prior(t_i) + α·Ĥ(t_i) + β·ΔL̂(t_i) ),   α = 0.7, β = 0.3
 

@@ -1,6 +1,6 @@
 """Optimizers and the learning-rate schedule.
 
-Per-task optimizers (DESIGN.md): one Adam state per task over the same trainable parameters, so a
+Per-task optimizers (docs/design.md): one Adam state per task over the same trainable parameters, so a
 task's moment estimates are not polluted by other tasks' gradients; each task has its own rate in
 `lr_range`, higher for smaller tasks (log-size interpolation: the smallest task gets the top of the
 range, the largest the bottom). One shared optimizer is the ablation.

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ..config import ConfigError, check_exists, check_output_dir
 from ..data.prompts import language_token
-from ..execution.languages import LANGUAGES
+from ..languages import LANGUAGES
 from ..losses.coba import CoBa
 from ..model.adapters import AdapterReport, apply_adapters
 from ..model.load import (ModelLoadError, build_tiny, check_model_dir, check_tokenizer_dir, load_model,
@@ -79,7 +79,7 @@ def build_model(cfg: TrainConfig, tokenizer, base_dir: Path | None = None):
     hmd = HMDConfig(languages=list(LANGUAGES), top_layers=h.top_layers, rank=h.rank,
                     decoupling=h.decoupling) if h.enabled else None
     return apply_adapters(model, a.kind, lora_rank=a.lora.rank, lora_alpha=a.lora.alpha, lora_dropout=a.lora.dropout,
-                          target_modules=a.lora.target_modules, new_token_ids=new_ids,
+                          target_modules=a.lora.target_modules, lora_layers=a.lora.layers, new_token_ids=new_ids,
                           freeze_position_embeddings=a.freeze_position_embeddings,
                           gradient_checkpointing=a.gradient_checkpointing, hmd=hmd)
 

@@ -1,7 +1,8 @@
-"""The one table of programming languages the harness can run: toolchain, commands, error patterns.
+"""How the harness compiles and runs each language: commands, runtime error patterns, toolchain checks.
 
-Adding a language = one `Language` entry here plus an instrumentation builder in instrument.py;
-tests/test_languages.py runs a hello-world through every entry.
+One `Toolchain` per language of the table (mftcoder_pp/languages.py), keyed by its name;
+tests/test_languages.py runs every entry's hello-world in the sandbox. `Toolchains` resolves the
+executables and prepared artifacts (Rust crates, Go build cache, npm modules) once per process.
 """
 
 from __future__ import annotations
@@ -13,8 +14,11 @@ import os
 import shutil
 import subprocess
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+
+from ..languages import get_language
+from ..paths import cache_dir
 
 # Debian's packaged Rust crates and Go modules (librust-*-dev, golang-github-*-dev).
 DEBIAN_CARGO_REGISTRY = "/usr/share/cargo/registry"
@@ -23,43 +27,26 @@ RUST_CRATES = {"rand": "0.8", "regex": "1", "md5": "0.7"}
 NPM_PACKAGES = ("js-md5",)
 
 
-def cache_dir() -> Path:
-    """Where prepared toolchain artifacts live (built Rust crates, Go build cache, npm modules).
-    As root the default is under /var/cache: the sandbox's unprivileged uids must be able to read
-    the npm modules, and root's home directory is closed to them."""
-    default = ("/var/cache/mftcoder_pp" if os.geteuid() == 0
-               else os.path.join(os.path.expanduser("~"), ".cache", "mftcoder_pp"))
-    path = Path(os.environ.get("MFTPP_CACHE") or default)
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
 @dataclass(frozen=True)
-class Language:
-    name: str
-    extension: str
+class Toolchain:
+    name: str  # the language's name in the table
     compile: tuple[str, ...] | None  # argv template; {tool} placeholders are filled by Toolchains
     run: tuple[str, ...]
-    memory_patterns: tuple[str, ...]
-    assertion_patterns: tuple[str, ...]
-    aliases: tuple[str, ...] = ()
-    hello: str = ""  # a complete program printing "hello" (used by tests)
-    stop_sequences: tuple[str, ...] = field(default_factory=tuple)
+    memory_patterns: tuple[str, ...]  # output that means the program ran out of memory
+    assertion_patterns: tuple[str, ...]  # output that means a test assertion failed
+    hello: str  # a complete program printing "hello" (used by tests)
 
 
-LANGUAGES: dict[str, Language] = {
-    "python": Language(
-        "python", "py", None, ("{python}", "-I", "-B", "main.py"),
-        memory_patterns=("MemoryError",), assertion_patterns=("AssertionError",),
-        aliases=("py", "python3"), hello='print("hello")\n',
-        stop_sequences=("\ndef ", "\nclass ", "\nif __name__", "\nprint(", "\n#")),
-    "cpp": Language(
-        "cpp", "cpp", ("g++", "-std=c++17", "-O0", "-w", "-o", "main", "main.cpp", "-lcrypto"), ("./main",),
+TOOLCHAINS: dict[str, Toolchain] = {tc.name: tc for tc in (
+    Toolchain(
+        "python", None, ("{python}", "-I", "-B", "main.py"),
+        memory_patterns=("MemoryError",), assertion_patterns=("AssertionError",), hello='print("hello")\n'),
+    Toolchain(
+        "cpp", ("g++", "-std=c++17", "-O0", "-w", "-o", "main", "main.cpp", "-lcrypto"), ("./main",),
         memory_patterns=("std::bad_alloc",), assertion_patterns=("Assertion `",),
-        aliases=("c++", "cxx"), hello='#include <cstdio>\nint main(){ puts("hello"); }\n',
-        stop_sequences=("\n}\n",)),
-    "java": Language(
-        "java", "java",
+        hello='#include <cstdio>\nint main(){ puts("hello"); }\n'),
+    Toolchain(
+        "java",
         ("javac", "-J-Xmx768m", "-J-XX:+UseSerialGC", "-J-XX:TieredStopAtLevel=1", "-J-XX:CompressedClassSpaceSize=64m",
          "-J-XX:ReservedCodeCacheSize=64m", "-encoding", "UTF-8", "-nowarn", "-d", ".", "-sourcepath", ".",
          "Main.java"),
@@ -67,42 +54,32 @@ LANGUAGES: dict[str, Language] = {
          "-XX:CompressedClassSpaceSize=64m", "-XX:ReservedCodeCacheSize=64m", "-cp", ".", "Main"),
         memory_patterns=("OutOfMemoryError", "Could not reserve enough space"),
         assertion_patterns=("AssertionError",),
-        hello='public class Main { public static void main(String[] a) { System.out.println("hello"); } }\n',
-        stop_sequences=("\n    }\n}\n",)),
-    "javascript": Language(
-        "javascript", "js", None, ("node", "--max-old-space-size=768", "--stack-size=4096", "main.js"),
+        hello='public class Main { public static void main(String[] a) { System.out.println("hello"); } }\n'),
+    Toolchain(
+        "javascript", None, ("node", "--max-old-space-size=768", "--stack-size=4096", "main.js"),
         # Node's own C++ allocation failures (std::bad_alloc) are out of memory too. "Assertion failed"
         # is not a test failure here: console.assert is replaced by the harness, and node prints it for
         # its internal CHECKs (e.g. when a fork bomb exhausts the process limit).
         memory_patterns=("JavaScript heap out of memory", "RangeError: Array buffer allocation failed", "std::bad_alloc"),
-        assertion_patterns=("AssertionError",),
-        aliases=("js", "node"), hello='console.log("hello")\n', stop_sequences=("\n}\n",)),
-    "go": Language(
-        "go", "go", ("go", "test", "-c", "-vet=off", "-o", "prog.test", "."), ("./prog.test", "-test.count=1"),
+        assertion_patterns=("AssertionError",), hello='console.log("hello")\n'),
+    Toolchain(
+        "go", ("go", "test", "-c", "-vet=off", "-o", "prog.test", "."), ("./prog.test", "-test.count=1"),
         memory_patterns=("out of memory", "cannot allocate memory"),
         assertion_patterns=("Error Trace:", "--- FAIL"),
-        aliases=("golang",), hello='package main\nimport "fmt"\nfunc main() { fmt.Println("hello") }\n',
-        stop_sequences=("\n}\n",)),
-    "rust": Language(
-        "rust", "rs",
+        hello='package main\nimport "fmt"\nfunc main() { fmt.Println("hello") }\n'),
+    Toolchain(
+        "rust",
         ("{rustc}", "--edition", "2021", "-C", "opt-level=1", "-C", "debuginfo=0", "-A", "warnings", "-o", "main",
          "main.rs", "{rust_externs}"),
         ("./main",),
         memory_patterns=("memory allocation of", "out of memory"),
-        assertion_patterns=("assertion `", "assertion failed"),
-        aliases=("rs",), hello='fn main() { println!("hello"); }\n', stop_sequences=("\n}\n",)),
-}
+        assertion_patterns=("assertion `", "assertion failed"), hello='fn main() { println!("hello"); }\n'),
+)}
 
 
-def get_language(name: str) -> Language:
-    """Look a language up by name or alias; unknown names are a clear error."""
-    key = name.strip().lower()
-    if key in LANGUAGES:
-        return LANGUAGES[key]
-    for lang in LANGUAGES.values():
-        if key in lang.aliases:
-            return lang
-    raise ValueError(f"unknown language {name!r}; known: {', '.join(sorted(LANGUAGES))}")
+def toolchain(language: str) -> Toolchain:
+    """The toolchain of a language given by name or alias; unknown names are get_language's error."""
+    return TOOLCHAINS[get_language(language).name]
 
 
 class ToolchainError(RuntimeError):
@@ -170,10 +147,10 @@ class Toolchains:
     def node_path(self) -> str:
         return str(cache_dir() / "node" / "node_modules")
 
-    def compile_argv(self, lang: Language) -> list[str]:
+    def compile_argv(self, lang: Toolchain) -> list[str]:
         return self._fill(lang.compile or ())
 
-    def run_argv(self, lang: Language) -> list[str]:
+    def run_argv(self, lang: Toolchain) -> list[str]:
         return self._fill(lang.run)
 
     def _fill(self, template: tuple[str, ...]) -> list[str]:
@@ -189,7 +166,7 @@ class Toolchains:
                 out.append(part)
         return out
 
-    def env(self, lang: Language, phase: str) -> dict[str, str]:
+    def env(self, lang: Toolchain, phase: str) -> dict[str, str]:
         if lang.name == "go":
             return {"GO111MODULE": "off", "GOPATH": DEBIAN_GOPATH, "GOCACHE": self.go_cache if phase == "compile" else "/tmp",
                     "CGO_ENABLED": "0", "GOFLAGS": "-buildvcs=false", "GOTOOLCHAIN": "local"}
@@ -197,7 +174,7 @@ class Toolchains:
             return {"NODE_PATH": "/opt/mftpp-node/node_modules"}
         return {}
 
-    def ro_binds(self, lang: Language, phase: str) -> tuple[str, ...]:
+    def ro_binds(self, lang: Toolchain, phase: str) -> tuple[str, ...]:
         """Host paths (outside /usr) the sandbox must see for this language and phase."""
         if lang.name == "rust" and phase == "compile":
             return (os.path.dirname(os.path.dirname(self.rustc)), self.rust_deps)
@@ -206,10 +183,10 @@ class Toolchains:
             return () if prefix.startswith("/usr") else (prefix,)
         return ()
 
-    def rw_binds(self, lang: Language, phase: str) -> tuple[str, ...]:
+    def rw_binds(self, lang: Toolchain, phase: str) -> tuple[str, ...]:
         return (self.go_cache,) if lang.name == "go" and phase == "compile" else ()
 
-    def binds_to(self, lang: Language) -> dict[str, str]:
+    def binds_to(self, lang: Toolchain) -> dict[str, str]:
         """Host path -> sandbox path for directories mounted under another name."""
         if lang.name == "javascript" and os.path.isdir(self.node_path):
             return {os.path.dirname(self.node_path): "/opt/mftpp-node"}
@@ -219,7 +196,7 @@ class Toolchains:
         """Check (and for Rust, build) what each language needs; returns name -> problem for the missing."""
         problems = {}
         for name in languages:
-            lang = get_language(name)
+            lang = toolchain(name)
             try:
                 argv = self.compile_argv(lang) if lang.compile else self.run_argv(lang)
                 if shutil.which(argv[0]) is None and not os.path.exists(argv[0]):

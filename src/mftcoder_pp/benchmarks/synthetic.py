@@ -7,6 +7,9 @@ only in python's SFT data).
 They are generated from DEFAULT_SEED with the default `SuiteSettings` when first used (a few
 tenths of a second, cached per process), so training data from `generate_suite(DEFAULT_SEED)` and
 these benchmarks agree on which combinations are held out.
+
+The suite itself (mftcoder_pp.synthetic) knows nothing of benchmarks: this module, in the benchmark
+registry's package, turns its records into `Task`s.
 """
 
 from __future__ import annotations
@@ -14,8 +17,9 @@ from __future__ import annotations
 import functools
 from typing import Callable
 
-from .render import LANGUAGES
-from .suite import Suite, generate_suite
+from ..synthetic.render import LANGUAGES
+from ..synthetic.suite import Suite, generate_suite
+from .base import Task
 
 DEFAULT_SEED = 0
 HELD_OUT = ("test", "transfer", "transfer-dev", "transfer-family")
@@ -41,8 +45,6 @@ class SyntheticBenchmark:
 
     @functools.cached_property
     def _tasks(self) -> list:
-        # Imported here: the benchmark registry imports this module, so a top-level import would be circular.
-        from ..benchmarks.base import Task
         return [Task(f"{r.language}/{r.meta['key']}", r.language, r.input, r.output, r.tests, r.entry_point,
                      instruction=r.instruction) for r in default_suite().records(self.split, self.language)]
 
