@@ -32,7 +32,6 @@ import dataclasses
 import shutil
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import torch

@@ -232,7 +232,7 @@ def layer_benchmarks(python: str) -> list[tuple[str, float]]:
                          _median_ms(lambda: subprocess.run(argv))))
         rows.append(("`Sandbox.run(['/bin/true'])` (spawn, collect, cleanup)",
                      _median_ms(lambda: sb.run(["/bin/true"], work, Limits()), 10)))
-        rows.append((f"`Sandbox.run([python, '-I', '-B', '-c', 'pass'])`",
+        rows.append(("`Sandbox.run([python, '-I', '-B', '-c', 'pass'])`",
                      _median_ms(lambda: sb.run([python, "-I", "-B", "-c", "pass"], work, Limits()), 10)))
         if sb.uid is not None:
             leftovers = []
@@ -242,7 +242,7 @@ def layer_benchmarks(python: str) -> list[tuple[str, float]]:
                 sb.run(["/bin/true"], work, Limits())
             finally:
                 sandbox.kill_uid = real_kill
-            rows.append((f"`kill_uid` when the uid has no process at all",
+            rows.append(("`kill_uid` when the uid has no process at all",
                          _median_ms(lambda: sandbox.kill_uid(sb.uid + 1000), 10)))
             rows.append((f"`_uid_has_processes` (one scan of /proc, {len(os.listdir('/proc'))} entries)",
                          _median_ms(lambda: sandbox._uid_has_processes(sb.uid + 1000), 50)))

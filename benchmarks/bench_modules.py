@@ -45,7 +45,7 @@ so the increment over plain is printed too. On CUDA, `torch.cuda.max_memory_allo
 
 --diagnostics DIR: afterwards, a short MFTCoder++ training (all modules on, full fine-tuning of the
 random-init tiny base, ATDS refreshed every 10 steps, fp32) for --diagnostic-steps steps, and its
-figures written to DIR with `mftcoder_pp.train.figures.training_figures` (dpi 90, palette PNGs). A summary of the
+figures written to DIR with `mftcoder_pp.report.training.training_figures` (dpi 90, palette PNGs). A summary of the
 logged diagnostics is printed.
 """
 
@@ -285,7 +285,7 @@ def report(results: dict[str, list[dict]], names: list[str], precision: str, arg
 
 
 def diagnostics(ws: dict, work: Path, fig_dir: Path, steps: int, args) -> None:
-    from mftcoder_pp.train.figures import read_metrics, training_figures
+    from mftcoder_pp.report.training import read_metrics, training_figures
 
     out = work / "runs" / "diagnostics"
     cfg = work / "configs" / "diagnostics.json"

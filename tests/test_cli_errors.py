@@ -292,7 +292,7 @@ MERGE_CASES = [
     Case("merge", "shard dir empty", [*MG, "<dir>"], ["emptydir/run.json", "cannot read"]),
     Case("merge", "run.json invalid JSON", [*MG, "<bad_run>"], ["bad_run/run.json", "not a valid"]),
     Case("merge", "run.json a list", [*MG, "<list_run>"], ["list_run/run.json", "JSON object"]),
-    Case("merge", "results row is a list", [*MG, "<bad_results>"], ["results.jsonl:1", "not a result row"]),
+    Case("merge", "results row is a list", [*MG, "<bad_results>"], ["results.jsonl:1", "expected a JSON object"]),
     Case("merge", "--k not numbers", [*MG, "<shard>", "--k", "1,x"], ["--k must be comma-separated integers"]),
     Case("merge", "--out is a file", ["merge", "--out", "<file>", "<shard>"], ["--out", "file.txt"]),
 ]

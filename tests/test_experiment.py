@@ -95,6 +95,15 @@ def test_tiny_experiment_writes_a_report_and_is_cached(tiny_workspace, tmp_path,
     assert results["chosen"] == {"optim.lr": lr, "optim.lr_range": [0.5 * lr, lr]}
     trained = json.loads((out / "rows" / "mftcoder-pp" / "seed-1" / "train" / "train_config.json").read_text())
     assert trained["config"]["optim"]["lr_range"] == [0.5 * lr, lr]
+    # Every artifact says how it was made, through one helper: version, commit, libraries, seed.
+    seed_dir = out / "rows" / "mftcoder-pp" / "seed-1"
+    made = [trained["provenance"]]
+    made += [json.loads(p.read_text())["provenance"] for p in seed_dir.glob("eval/*/greedy/samples.jsonl.meta.json")]
+    made += [json.loads(p.read_text())["provenance"] for p in seed_dir.glob("eval/*/greedy/eval/settings.json")]
+    assert len(made) == 3 and trained["provenance"]["seed"] == 1
+    for record in made:
+        assert {"mftcoder_pp", "commit", "dirty", "libraries", "created"} <= set(record)
+        assert record["libraries"]["torch"]
     assert results["row_settings"]["Variant"]["modules.focal.beta"] == 1.0
     assert (out / "pilots" / "lr" / "pilot.json").exists()
     report = (out / "report.md").read_text()
@@ -116,7 +125,7 @@ def test_tiny_experiment_writes_a_report_and_is_cached(tiny_workspace, tmp_path,
 def test_row_slugs_follow_the_run_directory_contract():
     """Other tools find rows by slug: base contains `base`, plain LoRA `plain`, MFTCoder++ is or
     contains `mftcoder-pp`, and MFTCoder / MFTCoder++ never share a directory."""
-    from mftcoder_pp.experiment.config import slug
+    from mftcoder_pp.report.experiment import slug
 
     assert slug("MFTCoder++") == "mftcoder-pp" and slug("MFTCoder") == "mftcoder"
     assert slug("MFTCoder++ w/o ATDS") == "mftcoder-pp-w-o-atds"

@@ -83,7 +83,7 @@ def test_greedy_writes_samples_and_meta(tmp_path, model_dir):
     on_disk = meta_of(out)
     assert on_disk == meta
     for key in ("model", "benchmark", "n", "temperature", "top_p", "max_new_tokens", "stop_sequences",
-                "prompt_format", "language_prefix", "language_prefix_by_language", "seed", "dtype", "mftcoder_pp",
+                "prompt_format", "language_prefix", "language_prefix_by_language", "seed", "dtype", "provenance",
                 "started", "finished", "tokens_generated", "tokens_per_second", "eos_token_ids", "batch_size"):
         assert key in meta, key
     assert meta["benchmark"] == "synthetic-python" and meta["n"] == 1 and meta["do_sample"] is False

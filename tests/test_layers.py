@@ -23,16 +23,18 @@ ARCHITECTURE = ROOT / "docs" / "architecture.md"
 LAYERS: list[tuple[str, set[str]]] = [
     ("entry point", {"cli"}),
     ("orchestration", {"experiment", "demo", "devscore"}),
-    ("stages", {"prepare", "prepare_sources", "tokenizer", "train", "generate", "evaluate", "summary"}),
+    ("stages", {"prepare", "tokenizer", "train", "generate", "evaluate", "summary", "report"}),
     ("library", {"model", "modules", "losses", "data", "generation", "benchmarks", "execution", "metrics",
                  "synthetic"}),
-    ("base", {"__init__", "config", "languages", "paths", "pyparse", "progress"}),
+    ("base", {"__init__", "config", "languages", "paths", "provenance", "pyparse", "progress"}),
 ]
 # The only imports between two units of one layer (importer -> imported). No other arrow is allowed.
 PEERS: dict[str, set[str]] = {
     "demo": {"experiment"},
     "experiment": {"devscore"},
-    "prepare": {"prepare_sources"},
+    "prepare": {"report"},
+    "report": {"train"},
+    "provenance": {"__init__"},
     "evaluate": {"summary"},
     "generation": {"benchmarks", "data"},
     "benchmarks": {"synthetic", "data", "execution"},

@@ -10,7 +10,7 @@ import pytest
 from mftcoder_pp.data.langdetect import detect_language
 from mftcoder_pp.data.readers import Problem, read_source
 from mftcoder_pp.data.records import Record
-from mftcoder_pp.prepare_sources import MBPP, MBPP_SPLITS, packaged_mbpp
+from mftcoder_pp.prepare.sources import MBPP, MBPP_SPLITS, packaged_mbpp
 
 DATA = Path(__file__).parent / "data" / "prepare"
 

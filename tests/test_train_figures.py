@@ -8,7 +8,7 @@ import math
 
 import pytest
 
-from mftcoder_pp.train.figures import FIGURES, ema, term_weights, training_figures
+from mftcoder_pp.report.training import FIGURES, ema, term_weights, training_figures
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 TASKS = ["synthesis/python", "synthesis/rust", "synthesis/go"]

@@ -19,13 +19,14 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from . import __version__
-from .benchmarks import KNOWN_ISSUES, Benchmark, Task, get_benchmark
+from .benchmarks import KNOWN_ISSUES, Benchmark, get_benchmark
 from .data.records import json_objects
 from .execution.cache import VerdictCache, verdict_key
 from .execution.judge import JudgeLimits
 from .execution.toolchains import Toolchains
 from .execution.sandbox import Limits
+from . import __version__
+from .provenance import provenance, write_json as _write_json
 from .execution.slot import WorkerSlot
 from .progress import Progress
 from .summary import codebleu_by_language, summarise
@@ -116,7 +117,7 @@ def evaluate(benchmark: str, out: str, samples: str | None = None, references: b
     done = _start_or_resume(outdir, run)
     pending = [s for s in mine if (s.task_id, s.completion_id) not in done]
     settings = {"workers": workers, "limits": asdict(limits), **worker_slots[0].describe(), "python": toolchains.python,
-                "mftcoder_pp": __version__}
+                "provenance": provenance()}
     _write_json(outdir / "settings.json", settings)
 
     slots: queue.Queue[WorkerSlot] = queue.Queue()
@@ -227,20 +228,13 @@ def _read_json(path: Path, what: str) -> dict:
 
 
 def read_results(path: Path) -> list[dict]:
-    """Rows of results.jsonl; a torn last line (a kill mid-write) is dropped, so it is redone."""
+    """Rows of results.jsonl, first of each (task, completion); a torn last line (a kill mid-write) is
+    dropped, so it is redone."""
     if not path.exists():
         return []
     rows, seen = [], set()
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, ValueError) as exc:
-        raise EvaluationError(f"cannot read results file {path}: {getattr(exc, 'strerror', None) or exc}") from None
-    for lineno, line in enumerate(lines, 1):
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if not isinstance(row, dict) or not {"task_id", "completion_id"} <= set(row):
+    for lineno, row in json_objects(path, EvaluationError, "results file", torn_tail=True):
+        if not {"task_id", "completion_id"} <= set(row):
             raise EvaluationError(f"{path}:{lineno}: not a result row (expected an object with task_id and "
                                   "completion_id)")
         key = (row["task_id"], row["completion_id"])
@@ -283,9 +277,3 @@ def _sha256(path: str) -> str:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
-
-
-def _write_json(path: Path, obj: dict) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=False) + "\n")
-    os.replace(tmp, path)

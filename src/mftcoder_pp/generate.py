@@ -24,15 +24,16 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from . import __version__
 from .benchmarks import Task, get_benchmark
 from .data.encoding import leading_special_ids, prompt_ids
+from .data.records import json_objects
 from .data.prompts import TEMPLATES
 from .generation.batching import plan_batches
 from .generation.prompts import (PREFIX_MODES, PROMPT_FORMATS, build_prompt, rejoin, resolve_language_prefix,
                                  split_trailing_space)
 from .generation.stops import stop_rule
 from .progress import Progress
+from .provenance import provenance, write_json as _write_json
 
 DTYPES = ("float32", "bfloat16", "float16")
 SAMPLES_NAME = "samples.jsonl"
@@ -121,7 +122,6 @@ def generate(model: str, benchmark: str, out: str, n: int = 1, temperature: floa
         raise GenerationError(f"no tasks in shard {shard_index} of {num_shards} of {bench.name}")
 
     import torch
-    import transformers
 
     from .generation.engine import Sampling, generate_batch
     from .model.gguf import model_source
@@ -156,8 +156,7 @@ def generate(model: str, benchmark: str, out: str, n: int = 1, temperature: floa
         "num_shards": num_shards, "shard_index": shard_index, "limit": limit, "spread": spread,
         "num_tasks": len(tasks),
         "batch_size": batch_size, "device": dev, "attn_implementation": attn_implementation,
-        "hmd_languages": hmd_langs, "mftcoder_pp": __version__, "torch": torch.__version__,
-        "transformers": transformers.__version__, "torch_threads": torch.get_num_threads(),
+        "hmd_languages": hmd_langs, "torch_threads": torch.get_num_threads(), "provenance": provenance(),
     }
     meta.update(model_source(model))  # a pypi: name stays a name; a GGUF import's record comes along
     outdir = Path(out)
@@ -256,18 +255,11 @@ def _derive_seed(seed: int, keys: list[tuple[str, int]]) -> int:
 
 
 def _read_rows(path: Path) -> list[dict]:
-    """Rows of samples.jsonl; a torn last line is dropped."""
+    """Rows of samples.jsonl; a torn last line (a kill mid-write) is dropped, so its task is redone."""
     if not path.exists():
         return []
-    rows = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(row, dict) and isinstance(row.get("task_id"), str):
-            rows.append(row)
-    return rows
+    return [row for _, row in json_objects(path, GenerationError, "samples file", torn_tail=True)
+            if isinstance(row.get("task_id"), str)]
 
 
 def _start_or_resume(outdir: Path, samples: Path, meta_path: Path, meta: dict, n: int) -> tuple[set[str], dict | None]:
@@ -317,9 +309,3 @@ def _token_stats(samples: Path, seconds: float) -> dict:
 
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
-def _write_json(path: Path, obj: dict) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2) + "\n")
-    os.replace(tmp, path)

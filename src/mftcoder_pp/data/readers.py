@@ -1,7 +1,7 @@
 """Readers: raw source files -> canonical `Record`s, or a `Problem` naming the file:line and why.
 
 Schemas (`fmt`): canonical JSONL rows; Alpaca (instruction/input/output); MFTCoder `chat_rounds`;
-prompt/completion pairs; or a `Schema` the caller builds (prepare_sources.py builds MBPP's from the
+prompt/completion pairs; or a `Schema` the caller builds (prepare/sources.py builds MBPP's from the
 benchmark's own test form: data/ imports neither the benchmarks nor the synthetic suite, see
 docs/architecture.md). Containers, chosen by file name: JSONL (`.jsonl`, `.ndjson`), JSON
 (`.json`: an array of rows, or one row), Parquet (`.parquet`), each optionally gzipped (detected

@@ -85,23 +85,40 @@ def read_prepared(paths: list[str]) -> list[dict]:
     return rows
 
 
-def json_objects(path: str | Path, error: type[Exception], what: str = "file") -> Iterator[tuple[int, dict]]:
+def json_objects(path: str | Path, error: type[Exception], what: str = "file",
+                 torn_tail: bool = False) -> Iterator[tuple[int, dict]]:
     """(line number, object) for each non-blank line of a JSONL file. An unreadable file, invalid UTF-8,
     invalid JSON or a line that is not an object raises `error` naming the file (and the line). Lines are
-    split on "\\n" only: JSON strings may hold U+2028 and other characters `str.splitlines` breaks on."""
+    split on "\\n" only: JSON strings may hold U+2028 and other characters `str.splitlines` breaks on.
+
+    torn_tail: for files this package appends to while it runs (samples, results, metrics), a last line
+    that is not valid JSON is a write cut short by a kill and is skipped (its work is redone); anywhere
+    else invalid JSON is still an error."""
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise error(f"cannot read {what} {path}: {exc.strerror}") from None
     except UnicodeDecodeError as exc:
-        raise error(f"{path}: not valid UTF-8 ({exc})") from None
-    for lineno, line in enumerate(text.split("\n"), 1):
+        if not torn_tail:
+            raise error(f"{path}: not valid UTF-8 ({exc})") from None
+        # a kill can also cut a multi-byte character: only the bytes of the last line may be torn
+        raw = Path(path).read_bytes()
+        head, _, tail = raw.rstrip(b"\n").rpartition(b"\n")
+        try:
+            text = head.decode("utf-8") + "\n" + tail.decode("utf-8", errors="replace")
+        except UnicodeDecodeError as exc2:
+            raise error(f"{path}: not valid UTF-8 ({exc2})") from None
+    lines = text.split("\n")
+    last = max((i for i, line in enumerate(lines) if line.strip()), default=-1)
+    for lineno, line in enumerate(lines, 1):
         line = line.removeprefix("\ufeff")  # a byte-order mark (Windows exports; concatenated files) is not JSON
         if not line.strip():
             continue
         try:
             row = json.loads(line)
         except json.JSONDecodeError as exc:
+            if torn_tail and lineno - 1 == last:
+                return
             raise error(f"{path}:{lineno}: invalid JSON ({exc.msg})") from None
         if not isinstance(row, dict):
             raise error(f"{path}:{lineno}: expected a JSON object")

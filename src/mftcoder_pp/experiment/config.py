@@ -7,15 +7,10 @@ training schema), seeds, and the benchmarks to generate for and execute.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-
-def slug(name: str) -> str:
-    """A row's directory name: "MFTCoder++ w/o ATDS" -> "mftcoder-pp-w-o-atds" ("++" spelt out, so
-    that "MFTCoder" and "MFTCoder++" rows never share a directory)."""
-    return re.sub(r"[^a-z0-9]+", "-", name.lower().replace("++", " pp ")).strip("-")
+from ..report.experiment import slug
 
 
 def check_benchmark(name: str, key: str) -> None:

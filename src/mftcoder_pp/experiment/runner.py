@@ -25,7 +25,8 @@ from ..prepare import PrepareConfig, prepare
 from ..tokenizer import TokenizerConfig, build_tokenizer
 from ..train.config import TrainConfig
 from ..train.loop import run as train_run
-from .config import BenchmarkSpec, ExperimentConfig, slug
+from ..report.experiment import slug
+from .config import BenchmarkSpec, ExperimentConfig
 
 
 def log(msg: str, start: float) -> None:
@@ -152,7 +153,7 @@ def run_experiment(config_path: str, out: str | None = None, progress: bool = Tr
     results["row_order"] = [n for n, _ in row_list]
     results["wall_seconds"] = round(time.monotonic() - start, 1)
     (root / "results.json").write_text(json.dumps(results, indent=1))
-    from .report import write_report
+    from ..report.experiment import write_report
 
     report = write_report(cfg, config_path, root, results)
     say(f"report: {report}")

@@ -23,7 +23,7 @@ from typing import Callable
 
 import torch
 
-from .. import __version__
+from ..provenance import provenance
 from ..config import load_config
 from ..losses.tokens import task_weights
 from . import optim as O
@@ -108,8 +108,8 @@ def _run(cfg: TrainConfig, resume: bool, config_path: str | None, progress: bool
     if main:
         out.mkdir(parents=True, exist_ok=True)
         (out / "train_config.json").write_text(json.dumps(
-            {"config": asdict(cfg), "config_path": config_path, "mftcoder_pp": __version__, "tasks": tasks,
-             "data": corpus.stats, "adapter": describe(adapter_report), "rates": rates,
+            {"config": asdict(cfg), "config_path": config_path, "provenance": provenance(seed=cfg.seed),
+             "tasks": tasks, "data": corpus.stats, "adapter": describe(adapter_report), "rates": rates,
              "phases": [asdict(p) for p in phases], "processes": world}, indent=1))
     logger = TrainLogger(out, main, cfg.tensorboard, oc.max_steps, state.step, progress, label)
     stopper = EarlyStopper(cfg.early_stopping, out, cfg.adapter.kind, state.history, measure)

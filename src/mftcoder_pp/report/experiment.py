@@ -13,14 +13,21 @@ Pilots (hyper-parameters chosen on dev benchmarks) are listed with every grid po
 from __future__ import annotations
 
 import json
+import re
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
 from .. import __version__
+from ..data.records import json_objects
 from ..metrics.paired import Interval, PairedDifference, broadcast_seeds, paired_difference, row_interval
-from .config import slug
+from ..provenance import git_commit, git_dirty
+
+def slug(name: str) -> str:
+    """A row's directory name: "MFTCoder++ w/o ATDS" -> "mftcoder-pp-w-o-atds" ("++" spelt out, so
+    that "MFTCoder" and "MFTCoder++" rows never share a directory)."""
+    return re.sub(r"[^a-z0-9]+", "-", name.lower().replace("++", " pp ")).strip("-")
+
 
 Cells = dict[str, dict[int, float]]
 
@@ -33,10 +40,7 @@ def read_cells(root: Path, row: str, bench: str, seeds: list[int]) -> tuple[Cell
         path = root / "rows" / slug(row) / f"seed-{seed}" / "eval" / bench / "greedy" / "eval" / "results.jsonl"
         if not path.exists():
             continue
-        for line in path.read_text(encoding="utf-8").splitlines():
-            if not line.strip():
-                continue
-            r = json.loads(line)
+        for _, r in json_objects(path, ValueError, "results file"):
             cells.setdefault(r["task_id"], {})[seed] = float(r["passed"])
             language[r["task_id"]] = r.get("language", "")
     return cells, language
@@ -171,8 +175,7 @@ def write_report(cfg, config_path: str, root: Path, results: dict) -> Path:
     rows = [(name, kinds.get(name, "sft")) for name in results["row_order"]]
     refs = cfg.reference_rows()
     seeds, base_seed = results["seeds"], results["base_seed"]
-    commit = _git(["rev-parse", "HEAD"])
-    dirty = bool(_git(["status", "--porcelain"]))
+    commit, dirty = git_commit() or "", bool(git_dirty())
     parts = [f"# {cfg.title}\n",
              "Percent. pass@1 is greedy; every row is evaluated on the same tasks in the same prompt format "
              f"(`{cfg.evaluation.prompt_format}`). Each row's interval is a 95% bootstrap CI that resamples "
@@ -218,7 +221,7 @@ def _figures(cfg, root: Path, rows, seeds, base_seed) -> dict[str, str]:
     out = root / "figures"
     out.mkdir(exist_ok=True)
     figures: dict[str, str] = {}
-    from ..train.figures import training_figures
+    from .training import training_figures
 
     for name, path in _diagnostic_rows(root, rows, seeds[0])[:1]:
         written = training_figures(str(path), str(out))
@@ -269,11 +272,3 @@ def _diagnostic_rows(root: Path, rows, seed: int):
         modules = json.loads((run / "train_config.json").read_text())["config"]["modules"]
         found.append((-sum(m["enabled"] for m in modules.values()), name, run / "metrics.jsonl"))
     return [(name, path) for _, name, path in sorted(found, key=lambda x: x[0])]
-
-
-def _git(args: list[str]) -> str:
-    try:
-        return subprocess.run(["git", *args], capture_output=True, text=True, timeout=10,
-                              cwd=Path(__file__).resolve().parent).stdout.strip()
-    except (OSError, subprocess.TimeoutExpired):
-        return ""

@@ -16,7 +16,7 @@ from typing import Mapping, Sequence
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from .sampling import temperature_probabilities
+from ..data.sampling import temperature_probabilities
 
 PANEL_TEMPERATURES = (0.7, 1.0, 1 / 0.7, 2.0, 5.0)
 

@@ -43,6 +43,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, NullFormatter
 
+from ..data.records import json_objects
+
 FIGURES = {
     "task_loss": "train_task_loss.png",
     "aux_losses": "train_aux_losses.png",
@@ -59,16 +61,10 @@ Series = tuple[list[float], list[float]]  # (steps, values)
 
 
 def read_metrics(path: str | Path) -> list[dict]:
-    """The logged records, in file order; blank or unparsable lines (a run killed mid-write) are skipped."""
+    """The logged records, in file order; a torn last line (a run killed mid-write) is skipped."""
     rows = []
-    for line in Path(path).read_text(encoding="utf-8").splitlines():
-        if not line.strip():
-            continue
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(rec, dict) and isinstance(rec.get("step"), (int, float)):
+    for _, rec in json_objects(path, ValueError, "metrics file", torn_tail=True):
+        if isinstance(rec.get("step"), (int, float)):
             rows.append(rec)
     return rows
 
@@ -86,7 +82,7 @@ def term_weights(info: Mapping) -> dict[str, float]:
     """λ of each auxiliary term, read from train_config.json's ``config.modules`` through the train
     config schema, so a missing key takes the schema's default and a bad one is an error."""
     from ..config import from_dict
-    from .config import ModulesConfig
+    from ..train.config import ModulesConfig
 
     modules = (info.get("config") or {}).get("modules") or {}  # absent file or section: the defaults
     return from_dict(ModulesConfig, modules, where="train_config.json", path="config.modules").term_weights()
