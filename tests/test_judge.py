@@ -66,7 +66,7 @@ def test_parse_report_case_status_is_the_last_field() -> None:
 def test_instrumented_programs_use_the_nonce_parse_report_expects() -> None:
     files = instrument("python", "def f(x):\n    return x\n", "def check(c):\n    assert c(1) == 1\n\ncheck(f)\n",
                        "f", NONCE)
-    assert f"_MFTPP_NONCE = {NONCE!r}" in files["main.py"]
+    assert f"_mftpp_nonce = {NONCE!r}" in files["main.py"]
     files = instrument("cpp", "int f(int x){ return x; }\n", "#include<assert.h>\nint main(){ assert(f(1)==1); }\n",
                        None, NONCE)
     assert NONCE in files["main.cpp"]
@@ -310,3 +310,27 @@ def test_a_big_harness_process_does_not_make_small_programs_look_out_of_memory(t
         out = Sandbox(isolation=isolation).run(["/bin/true"], work, Limits(memory_mb=512))
     assert out.returncode == 0 and out.max_rss_mb < 0.9 * 512
     del ballast
+
+
+def test_python_tests_are_instrumented_once_per_task() -> None:
+    import ast
+
+    from mftcoder_pp.execution.instrument import PY_RUNTIME_SOURCE, _python_test
+
+    test = "def check(candidate):\n    assert candidate(3) == 3\n    assert candidate(4) == 4\n\ncheck(f)\n"
+    _python_test.cache_clear()
+    programs = [instrument("python", f"def f(x):\n    return x  # sample {i}\n", test, "f", f"{i:032x}")["main.py"]
+                for i in range(10)]
+    info = _python_test.cache_info()
+    assert (info.misses, info.hits) == (1, 9)
+    def literals(program: str) -> dict:
+        return {node.targets[0].id: ast.literal_eval(node.value) for node in ast.parse(program).body
+                if isinstance(node, ast.Assign)}
+
+    first = literals(programs[0])
+    for i, program in enumerate(programs):
+        values = literals(program)
+        # Everything but the code and the nonce is the same; the runtime is the text the fork server compiles.
+        assert values["_mftpp_runtime"] == PY_RUNTIME_SOURCE
+        assert values["_mftpp_nonce"] == f"{i:032x}" and f"# sample {i}" in values["_mftpp_code"]
+        assert values["_mftpp_test"] == first["_mftpp_test"] and values["_mftpp_args"] == first["_mftpp_args"]

@@ -82,3 +82,46 @@ def test_server_refuses_to_run_outside_its_own_pid_namespace():
     # Empty stdin: even without the guard the server would exit at once, before any cleanup.
     res = subprocess.run([sys.executable, "-c", SERVER_SOURCE], input=b"", capture_output=True, timeout=60)
     assert res.returncode != 0 and b"own PID namespace" in res.stderr
+
+
+def _program(code: str, nonce: str = "0123456789abcdef0123456789abcdef") -> str:
+    from mftcoder_pp.execution.instrument import instrument
+
+    return instrument("python", code, "def check(candidate):\n    assert candidate(2) == 4\n", "f", nonce)["main.py"]
+
+
+def test_the_runtime_compiled_by_the_server_is_the_programs_own(server):
+    from mftcoder_pp.execution.instrument import PY_RUNTIME_SOURCE
+
+    source = _program("def f(x):\n    return x * 2\n")
+    plain = server.run(source, LIMITS)
+    warm = [server.run(source, LIMITS, runtime=PY_RUNTIME_SOURCE) for _ in range(2)]  # sent once, then reused
+    assert plain.returncode == 0 and "case:0:ok" in plain.stdout and plain.stdout.rstrip().endswith(":done")
+    assert [(o.returncode, o.stdout, o.stderr) for o in warm] == [(plain.returncode, plain.stdout, plain.stderr)] * 2
+    # Tracebacks point at the same lines of main.py either way.
+    crash = _program("def f(x):\n    return 1 / 0\n")
+    assert server.run(crash, LIMITS).stderr == server.run(crash, LIMITS, runtime=PY_RUNTIME_SOURCE).stderr
+
+
+def test_a_runtime_that_is_not_the_programs_own_is_not_used(server):
+    from mftcoder_pp.execution.instrument import PY_RUNTIME_SOURCE
+
+    other = PY_RUNTIME_SOURCE + "raise SystemExit(99)\n"  # what a stale or wrong runtime would run
+    out = server.run(_program("def f(x):\n    return x * 2\n"), LIMITS, runtime=other)
+    assert out.returncode == 0 and out.stdout.rstrip().endswith(":done")
+
+
+def test_closing_the_server_accounts_for_the_cpu_its_samples_used():
+    import resource
+
+    def children_cpu() -> float:
+        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return usage.ru_utime + usage.ru_stime
+
+    slot = WorkerSlot()
+    srv = slot.python_server(Toolchains().python)
+    before = children_cpu()
+    out = srv.run("import time\nt = time.process_time()\nwhile time.process_time() - t < 0.3:\n    pass\n", LIMITS)
+    assert out.cpu_seconds >= 0.3
+    slot.close()  # the server exits on end of input and is reaped with its samples' CPU time
+    assert children_cpu() - before >= out.cpu_seconds - 0.01

@@ -22,6 +22,7 @@ disables assertions still has its checks evaluated because the checks no longer 
 from __future__ import annotations
 
 import ast
+import functools
 import re
 import symtable
 
@@ -41,9 +42,13 @@ def instrument(language: str, code: str, test: str, entry_point: str | None, non
 
 # --------------------------------------------------------------------------------------- python
 # The program (main.py) holds three raw string literals, each text verbatim on its own lines — the
-# code under test (prompt + completion), the instrumented test, and the runtime below — and one
-# bootstrap line. Everything is compiled under main.py's own name with the line numbers the text has
-# in main.py, so every traceback, however it is printed, shows the right source lines.
+# runtime below (first, so that its text and line numbers are the same in every program), the code
+# under test (prompt + completion) and the instrumented test — the nonce and the runtime's arguments,
+# and one bootstrap line. Everything is compiled under main.py's own name with the line numbers the
+# text has in main.py, so every traceback, however it is printed, shows the right source lines.
+# Because the runtime's text never changes, the Python fork server compiles it once and hands the
+# code object to each sample (`_mftpp_precompiled`); the bootstrap uses it only if it was compiled
+# from exactly this program's runtime text, and compiles the text itself otherwise.
 #
 # Order of events: the bootstrap runs the runtime in a private namespace whose `__builtins__` is a
 # copy of the builtins dict taken before anything else ran. The runtime imports the modules the test
@@ -57,6 +62,7 @@ _PY_RUNTIME = r"""
 __name__ = "__main__"  # what the test's classes and functions report as their module, as before
 import os as _mftpp_os, sys as _mftpp_sys, itertools as _mftpp_it, operator as _mftpp_op
 import abc as _mftpp_abcmod, _collections_abc as _mftpp_abc
+_MFTPP_NONCE, _MFTPP_ARGS = _MFTPP_MAIN.pop("_mftpp_nonce"), _MFTPP_MAIN.pop("_mftpp_args")
 _MFTPP_CODE, _MFTPP_TEST = _MFTPP_MAIN.pop("_mftpp_code"), _MFTPP_MAIN.pop("_mftpp_test")
 del _MFTPP_MAIN["_mftpp_runtime"]
 # Primitives the runtime uses once the code under test has run, bound while they are still pristine.
@@ -328,6 +334,14 @@ def _free_names(test: str) -> list[str]:
 
 
 def _python(code: str, test: str, entry_point: str | None, nonce: str) -> dict[str, str]:
+    test_text, args = _python_test(test, entry_point)
+    return {"main.py": _py_program(code, test_text, nonce, dict(args))}
+
+
+@functools.lru_cache(maxsize=512)
+def _python_test(test: str, entry_point: str | None) -> tuple[str, dict]:
+    """The instrumented test and the runtime's arguments. They depend on the test and the entry point
+    only, so the samples of one task (and every re-run) share one AST rewrite. Callers copy the dict."""
     tree = parse(test)
     body, check = [], None
     check_names = ("check", "mbpp_check__")
@@ -346,7 +360,7 @@ def _python(code: str, test: str, entry_point: str | None, nonce: str) -> dict[s
     args = {"entry": entry_point, "check": check.name, "imports": _test_imports(tree), "free": _free_names(test)}
     _split_cases(check, _AssertToRaise({a.arg for a in check.args.args} | {entry_point}))
     tree.body = body
-    return {"main.py": _py_program(code, ast.unparse(tree), nonce, args)}
+    return ast.unparse(tree), args
 
 
 def _split_cases(check: ast.FunctionDef, rewriter: _AssertToRaise) -> None:
@@ -373,15 +387,14 @@ def _split_cases(check: ast.FunctionDef, rewriter: _AssertToRaise) -> None:
 
 
 def _py_program(code: str, test: str, nonce: str, args: dict) -> str:
-    """main.py: the code, the test and the runtime as verbatim literals, then the bootstrap line."""
-    lines: list[str] = []
+    """main.py: the runtime, the nonce and arguments, the code and the test as verbatim literals, then
+    the bootstrap line."""
+    lines = list(_PY_RUNTIME_LINES)
+    lines += [f"_mftpp_nonce = {nonce!r}", ""]  # the second line is the arguments, filled in below
     for name, text in (("_mftpp_code", code.removeprefix("\ufeff")), ("_mftpp_test", test)):
         args[name.removeprefix("_mftpp_") + "_offset"] = _py_literal(lines, name, text)
-    runtime = f"_MFTPP_NONCE = {nonce!r}\n_MFTPP_ARGS = {args!r}\n{_PY_RUNTIME.strip()}"
-    offset = _py_literal(lines, "_mftpp_runtime", runtime)
-    assert offset >= 0, "the runtime must be embedded verbatim"
-    lines.append(f'exec(compile("\\n" * {offset} + _mftpp_runtime, __file__, "exec"), '
-                 '{"__builtins__": vars(__import__("builtins")).copy(), "_MFTPP_MAIN": globals()})')
+    lines[len(_PY_RUNTIME_LINES) + 1] = f"_mftpp_args = {args!r}"  # a repr is one line
+    lines.append(_PY_BOOTSTRAP)
     return "\n".join(lines) + "\n"
 
 
@@ -397,6 +410,19 @@ def _py_literal(lines: list[str], name: str, text: str) -> int:
     offset = len(lines)
     lines.extend(f"{name} = r{quote}\n{text}\n{quote}".split("\n"))
     return offset
+
+
+# The runtime as main.py embeds it: the value of its literal (what the bootstrap compiles) and the
+# literal's lines, the same in every program.
+PY_RUNTIME_SOURCE = "\n" + _PY_RUNTIME.strip() + "\n"
+_PY_RUNTIME_LINES: list[str] = []
+if _py_literal(_PY_RUNTIME_LINES, "_mftpp_runtime", PY_RUNTIME_SOURCE[1:-1]) != 0:
+    raise AssertionError("the runtime must be embedded verbatim, at the top of main.py")
+_PY_BOOTSTRAP = (
+    'exec((lambda p: p[1] if p is not None and p[0] == _mftpp_runtime else compile(_mftpp_runtime, __file__, "exec"))'
+    '(globals().pop("_mftpp_precompiled", None)), '
+    '{"__builtins__": vars(__import__("builtins")).copy(), "_MFTPP_MAIN": globals()})')
+
 
 
 # ------------------------------------------------------------------------------------------ cpp

@@ -2,7 +2,10 @@
 
 The verdict is computed here, outside the sandbox, from the program's report lines (see
 instrument.py), its exit status, the resource accounting and its error output — never from exit
-code 0 alone.
+code 0 alone. Judging is three steps, which the scheduler (scheduler.py) runs on different threads
+so that the harness's own work overlaps with programs running: `prepare` (instrument under a fresh
+nonce), running (`run_program` in a fresh sandbox, or `submit` to the slot's Python fork server),
+and the verdict (`server_verdict` for the fork server's outcomes). `judge` is the three in a row.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import signal
 import tempfile
 from dataclasses import asdict, dataclass, field
 
-from .instrument import instrument, parse_report
+from .instrument import PY_RUNTIME_SOURCE, instrument, parse_report
 from .toolchains import Toolchains, ToolchainError, toolchain
 from .pyserver import PythonServer
 from .sandbox import Limits, Outcome, Sandbox
@@ -60,30 +63,65 @@ def excerpt(text: str, limit: int = EXCERPT_CHARS) -> str:
     return f"{text[:half]}\n...[{len(text) - limit} chars cut]...\n{text[-half:]}"
 
 
-def judge(language: str, code: str, test: str, entry_point: str | None, *, sandbox: Sandbox,
-          toolchains: Toolchains, limits: JudgeLimits = JudgeLimits(), workroot: str | None = None,
-          python_server: PythonServer | None = None) -> Verdict:
-    """Run `code` (prompt + completion) against the benchmark's `test` and return the verdict.
-    `python_server`: the worker slot's warm fork server (slot.py), which runs a Python sample in
-    place of a fresh sandbox and interpreter; without it every sample gets its own."""
+@dataclass(frozen=True)
+class Program:
+    """An instrumented program ready to run: its files and the nonce of its report lines."""
+
+    language: str  # the toolchain's name
+    files: dict[str, str]
+    nonce: str
+
+
+def prepare(language: str, code: str, test: str, entry_point: str | None) -> Program | Verdict:
+    """Instrument `code` (prompt + completion) with the benchmark's `test` under a fresh nonce; a test
+    that cannot be instrumented gives a `harness_error` verdict instead."""
     lang = toolchain(language)
     nonce = secrets.token_hex(16)
     try:
         files = instrument(lang.name, code, test, entry_point, nonce)
     except (ValueError, SyntaxError) as exc:
         return Verdict("harness_error", 0, 0, 0.0, 0.0, "", "", f"could not instrument the test: {exc}")
-    if python_server is not None and lang.name == "python":  # no work directory, no interpreter start-up
-        out = python_server.run(files["main.py"], limits.run)
-        return _verdict(out, nonce, 0.0, lang, limits, sandbox)
+    return Program(lang.name, files, nonce)
+
+
+def judge(language: str, code: str, test: str, entry_point: str | None, *, sandbox: Sandbox,
+          toolchains: Toolchains, limits: JudgeLimits = JudgeLimits(), workroot: str | None = None,
+          python_server: PythonServer | None = None) -> Verdict:
+    """Run `code` (prompt + completion) against the benchmark's `test` and return the verdict.
+    `python_server`: the worker slot's warm fork server (slot.py), which runs a Python sample in
+    place of a fresh sandbox and interpreter; without it every sample gets its own."""
+    program = prepare(language, code, test, entry_point)
+    if isinstance(program, Verdict):
+        return program
+    if python_server is not None and program.language == "python":  # no work directory, no interpreter start-up
+        submit(python_server, program, limits)
+        return server_verdict(program, python_server.receive(), limits, sandbox)
+    return run_program(program, sandbox=sandbox, toolchains=toolchains, limits=limits, workroot=workroot)
+
+
+def submit(server: PythonServer, program: Program, limits: JudgeLimits) -> None:
+    """Hand a Python program to a fork server; `server.receive()` then gives its outcome."""
+    server.submit(program.files["main.py"], limits.run, runtime=PY_RUNTIME_SOURCE)
+
+
+def server_verdict(program: Program, out: Outcome, limits: JudgeLimits, sandbox: Sandbox) -> Verdict:
+    """The verdict of a program the fork server ran."""
+    return _verdict(out, program.nonce, 0.0, toolchain(program.language), limits, sandbox)
+
+
+def run_program(program: Program, *, sandbox: Sandbox, toolchains: Toolchains, limits: JudgeLimits = JudgeLimits(),
+                workroot: str | None = None) -> Verdict:
+    """Compile (where the language needs it) and run a program in a fresh sandbox of its own."""
+    lang = toolchain(program.language)
     workdir = tempfile.mkdtemp(prefix="mftpp-", dir=workroot)
     try:
         os.chmod(workdir, 0o755)
-        for name, text in files.items():
+        for name, text in program.files.items():
             path = os.path.join(workdir, name)
             with open(path, "w", encoding="utf-8", errors="surrogatepass") as fh:
                 fh.write(text)
             os.chmod(path, 0o644)
-        return _compile_and_run(lang, workdir, nonce, sandbox, toolchains, limits)
+        return _compile_and_run(lang, workdir, program.nonce, sandbox, toolchains, limits)
     except ToolchainError as exc:
         return Verdict("harness_error", 0, 0, 0.0, 0.0, "", "", str(exc))
     finally:

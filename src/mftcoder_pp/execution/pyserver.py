@@ -65,7 +65,7 @@ def kill_others():
             return
         time.sleep(0.002)
 
-def child(req, src, w_out, w_err):
+def child(req, src, w_out, w_err, runtime):
     os.setsid()
     null = os.open("/dev/null", os.O_RDONLY)
     os.dup2(null, 0); os.dup2(w_out, 1); os.dup2(w_err, 2)
@@ -84,9 +84,11 @@ def child(req, src, w_out, w_err):
     os.chdir("/tmp/run")
     sys.argv = ["main.py"]
     code = 0
+    main = {"__name__": "__main__", "__file__": "/tmp/run/main.py", "__builtins__": builtins}
+    if runtime is not None:  # main.py's bootstrap takes it (and checks it is its own runtime's)
+        main["_mftpp_precompiled"] = runtime
     try:
-        exec(compile(src, "/tmp/run/main.py", "exec"), {"__name__": "__main__", "__file__": "/tmp/run/main.py",
-                                                        "__builtins__": builtins})
+        exec(compile(src, "/tmp/run/main.py", "exec"), main)
     except SystemExit as e:
         if e.code is None: code = 0
         elif isinstance(e.code, int): code = e.code
@@ -102,11 +104,15 @@ def child(req, src, w_out, w_err):
     os._exit(code & 0xFF)
 
 def serve():
+    runtime = None  # (text, code object): the instrumented programs' runtime, compiled once
     while True:
         line = IN.readline()
         if not line:
             return
         req = json.loads(line)
+        if "runtime_len" in req:  # harness code (never a sample's): compiled here, not run
+            text = IN.read(req["runtime_len"]).decode("utf-8", "surrogatepass")
+            runtime = (text, compile(text, "/tmp/run/main.py", "exec"))
         src = IN.read(req["len"]).decode("utf-8", "surrogatepass")
         wipe("/tmp"); os.mkdir("/tmp/run")
         with open("/tmp/run/main.py", "w", encoding="utf-8", errors="surrogatepass") as fh:
@@ -115,7 +121,7 @@ def serve():
         start = time.monotonic()
         pid = os.fork()
         if pid == 0:
-            try: child(req, src, w_out, w_err)
+            try: child(req, src, w_out, w_err, runtime if req.get("precompiled") else None)
             finally: os._exit(127)
         os.close(w_out); os.close(w_err)
         bufs = {r_out: bytearray(), r_err: bytearray()}
@@ -160,13 +166,19 @@ serve()
 
 
 class PythonServer:
-    """Client of the fork server of one worker slot; restarts it if it dies."""
+    """Client of the fork server of one worker slot; restarts it if it dies.
+
+    `run()` is `submit()` then `receive()`. The two halves let a worker slot hand the server its next
+    program as soon as the previous answer is in, and judge that answer while the next program runs:
+    the server still runs one program at a time."""
 
     def __init__(self, sandbox: Sandbox, python: str, tmp_mb: int = 64):
         if sandbox.isolation != "bwrap":
             raise RuntimeError("the Python fork server needs bubblewrap")
         self.sandbox, self.python, self.tmp_mb = sandbox, python, tmp_mb
         self.proc: subprocess.Popen | None = None
+        self._runtime: str | None = None  # the runtime text this server process has compiled
+        self._pending: tuple[Limits, float, str | None] | None = None  # submitted, not yet received
 
     def _start(self) -> None:
         workdir = "/"  # the server needs no host directory: samples get /tmp/run on the tmpfs
@@ -177,37 +189,83 @@ class PythonServer:
         ids = {"user": self.sandbox.uid, "group": self.sandbox.uid, "extra_groups": []} if self.sandbox.uid else {}
         self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                                      start_new_session=True, env={}, **ids)
+        self._runtime = None
 
-    def run(self, source: str, limits: Limits) -> Outcome:
+    def run(self, source: str, limits: Limits, runtime: str | None = None) -> Outcome:
+        self.submit(source, limits, runtime)
+        return self.receive()
+
+    def submit(self, source: str, limits: Limits, runtime: str | None = None) -> None:
+        """Send one program (main.py's text). `runtime`: the text of its runtime literal, which the
+        server compiles once and passes to the program's bootstrap (instrument.py)."""
+        if self._pending is not None:
+            raise RuntimeError("receive() the previous program's outcome first")
         if self.proc is None or self.proc.poll() is not None:
             self._start()
         data = source.encode("utf-8", "surrogatepass")
         req = {"len": len(data), "cpu": max(1, int(limits.cpu_seconds + 0.999)), "mem": limits.memory_mb << 20,
                "fsize": limits.file_size_mb << 20, "nproc": limits.processes, "wall": limits.wall_seconds,
-               "cap": limits.output_bytes}
-        start = time.monotonic()
+               "cap": limits.output_bytes, "precompiled": runtime is not None}
+        head = b""
+        if runtime is not None and runtime != self._runtime:
+            head = runtime.encode("utf-8", "surrogatepass")
+            req["runtime_len"] = len(head)
+        start, error = time.monotonic(), None
         try:
-            self.proc.stdin.write(json.dumps(req).encode() + b"\n" + data)
+            self.proc.stdin.write(json.dumps(req).encode() + b"\n" + head + data)
             self.proc.stdin.flush()
-            line = _readline(self.proc, limits.wall_seconds + 10)
-        except (BrokenPipeError, OSError, TimeoutError) as exc:
-            self.close()
-            return Outcome(None, None, "", "", time.monotonic() - start, 0.0, 0.0,
-                           sandbox_error=f"python fork server failed: {exc}")
+            self._runtime = runtime if runtime is not None else self._runtime
+        except OSError as exc:  # BrokenPipeError included: reported by receive()
+            error = f"python fork server failed: {exc}"
+        self._pending = (limits, start, error)
+
+    def receive(self) -> Outcome:
+        """The outcome of the program submitted last."""
+        if self._pending is None:
+            raise RuntimeError("nothing was submitted")
+        limits, start, error = self._pending
+        self._pending = None
+        if error is None:
+            try:
+                line = _readline(self.proc, limits.wall_seconds + 10)
+            except (OSError, TimeoutError) as exc:
+                error = f"python fork server failed: {exc}"
+        if error is not None:
+            self.close(graceful=False)
+            return Outcome(None, None, "", "", time.monotonic() - start, 0.0, 0.0, sandbox_error=error)
         resp = json.loads(line)
         rc = resp["rc"]
         return Outcome(returncode=rc if rc >= 0 else None, signal=-rc if rc < 0 else None, stdout=resp["out"],
                        stderr=resp["err"], wall_seconds=resp["wall"], cpu_seconds=resp["cpu"],
                        max_rss_mb=resp["rss"], wall_timeout=resp["wall_timeout"], output_exceeded=resp["exceeded"])
 
-    def close(self) -> None:
+    def interrupt(self) -> None:
+        """Kill the server from another thread; the owner's receive() fails and its close() cleans up."""
+        proc = self.proc
+        if proc is not None and proc.returncode is None:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+
+    def close(self, graceful: bool = True) -> None:
         if self.proc is not None:
+            # End of input ends an idle server's loop: it exits, bubblewrap reaps it and exits too, so
+            # the CPU time of every sample it ran reaches our own child accounting (getrusage). A server
+            # with a program in flight, or that does not go within a second, is killed.
+            if graceful and self._pending is None:
+                try:
+                    self.proc.stdin.close()
+                    self.proc.wait(timeout=1.0)
+                except (OSError, subprocess.TimeoutExpired):
+                    pass
             try:
                 os.killpg(self.proc.pid, signal.SIGKILL)
             except (ProcessLookupError, PermissionError):
                 pass
             self.proc.wait()
             self.proc = None
+            self._pending = None
             if self.sandbox.uid is not None:
                 kill_uid(self.sandbox.uid)
 
