@@ -136,14 +136,14 @@ def test_generation_settings_are_recorded(tmp_path, samples):
 
 
 def test_verdict_cache_judges_an_identical_program_once(tmp_path, samples, monkeypatch):
-    from mftcoder_pp.execution.slot import WorkerSlot
+    import mftcoder_pp.evaluate as evaluate_module
 
     first = evaluate("humaneval", str(tmp_path / "a"), samples=samples, workers=2, progress=False,
                      verdict_cache=str(tmp_path / "cache"))
     assert first["verdict_cache"]["misses"] == 8 and first["verdict_cache"]["hits"] == 0
     calls = []
-    real = WorkerSlot.judge
-    monkeypatch.setattr(WorkerSlot, "judge", lambda self, *a, **kw: calls.append(a) or real(self, *a, **kw))
+    real = evaluate_module.judge_all
+    monkeypatch.setattr(evaluate_module, "judge_all", lambda jobs, *a, **kw: real(calls.extend(jobs) or jobs, *a, **kw))
     second = evaluate("humaneval", str(tmp_path / "b"), samples=samples, workers=2, progress=False,
                       verdict_cache=str(tmp_path / "cache"))
     assert calls == [] and second["verdict_cache"]["hits"] == 8

@@ -12,10 +12,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import queue
 import shutil
 import time
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -27,6 +26,7 @@ from .execution.toolchains import Toolchains
 from .execution.sandbox import Limits
 from . import __version__
 from .provenance import provenance, write_json as _write_json
+from .execution.scheduler import Job, judge_all
 from .execution.slot import WorkerSlot
 from .progress import Progress
 from .summary import codebleu_by_language, summarise
@@ -119,31 +119,14 @@ def evaluate(benchmark: str, out: str, samples: str | None = None, references: b
     settings = {"workers": workers, "limits": asdict(limits), **worker_slots[0].describe(), "python": toolchains.python,
                 "provenance": provenance()}
     _write_json(outdir / "settings.json", settings)
-
-    slots: queue.Queue[WorkerSlot] = queue.Queue()
-    for slot in worker_slots:
-        slots.put(slot)
     known = KNOWN_ISSUES.get(bench.name, {})
     cache = VerdictCache(verdict_cache) if verdict_cache else None
     cache_settings = {"limits": asdict(limits), "isolation": worker_slots[0].sandbox.isolation, "python": toolchains.python,
                       "mftcoder_pp": __version__}
 
-    def work(sample: Sample) -> dict:
-        task = tasks[sample.task_id]
-        program = bench.program(task, sample.completion)
-        key = verdict_key(task.language, program, task.test, task.entry_point, cache_settings) if cache else None
-        verdict = cache.get(key) if cache else None
-        if verdict is None:
-            slot = slots.get()
-            try:
-                verdict = slot.judge(task.language, program, task.test, task.entry_point,
-                                     toolchains=toolchains, limits=limits).to_dict()
-            finally:
-                slots.put(slot)
-            if cache and verdict["status"] != "harness_error":  # a harness problem is not the program's
-                cache.put(key, verdict)
-        return {"task_id": sample.task_id, "completion_id": sample.completion_id, "language": task.language,
-                **verdict, "known_issue": known.get(sample.task_id)}
+    def row(sample: Sample, verdict: dict) -> dict:
+        return {"task_id": sample.task_id, "completion_id": sample.completion_id,
+                "language": tasks[sample.task_id].language, **verdict, "known_issue": known.get(sample.task_id)}
 
     start = time.monotonic()
     bar = Progress(f"{label}: samples", len(pending), enabled=progress)
@@ -151,14 +134,33 @@ def evaluate(benchmark: str, out: str, samples: str | None = None, references: b
     background = ThreadPoolExecutor(1)
     codebleu = background.submit(codebleu_by_language, mine, tasks)
     try:
-        with open(outdir / "results.jsonl", "a", encoding="utf-8") as fh, ThreadPoolExecutor(workers) as pool:
-            futures = [pool.submit(work, s) for s in pending]
-            for n, fut in enumerate(as_completed(futures), 1):
-                fh.write(json.dumps(fut.result()) + "\n")
+        with open(outdir / "results.jsonl", "a", encoding="utf-8") as fh:
+            def write(n: int, result: dict) -> None:
+                fh.write(json.dumps(result) + "\n")
                 fh.flush()
                 bar.update(n, **{"per s": round(n / max(time.monotonic() - start, 1e-9), 1)})
+
+            n, jobs, keys = 0, [], {}
+            for s in pending:  # verdicts already in the cache are written first, without a slot
+                task = tasks[s.task_id]
+                job = Job(s, task.language, bench.program(task, s.completion), task.test, task.entry_point)
+                if cache is not None:
+                    keys[s] = verdict_key(task.language, job.code, task.test, task.entry_point, cache_settings)
+                    verdict = cache.get(keys[s])
+                    if verdict is not None:
+                        n += 1
+                        write(n, row(s, verdict))
+                        continue
+                jobs.append(job)
+            if jobs:
+                for job, verdict in judge_all(jobs, worker_slots, toolchains=toolchains, limits=limits):
+                    result = verdict.to_dict()
+                    if cache is not None and result["status"] != "harness_error":  # a harness problem is not the program's
+                        cache.put(keys[job.id], result)
+                    n += 1
+                    write(n, row(job.id, result))
     finally:
-        for slot in worker_slots:
+        for slot in worker_slots:  # judge_all closes them; this is for a run that did not get there
             slot.close()
         background.shutdown(wait=False, cancel_futures=True)
     bar.close()

@@ -3,8 +3,10 @@ private uid) and, for Python, the slot's warm fork server (pyserver.py).
 
 A `Sandbox` runs one command at a time and keeps nothing between commands. The fork server is a
 long-lived process inside one sandbox that runs the slot's Python samples one after another, so it
-belongs to whoever runs a worker's samples: this slot. evaluate.py keeps one per worker thread; the
-server starts with the slot's first Python sample and stops at close().
+belongs to whoever runs a worker's samples: this slot. evaluate.py makes one per worker and the
+scheduler (scheduler.py) gives each its own thread; the server starts with the slot's first Python
+sample and stops at close(), called from that same thread (bubblewrap's --die-with-parent ties the
+server to the thread that started it).
 """
 
 from __future__ import annotations
@@ -38,6 +40,12 @@ class WorkerSlot:
         server = self.python_server(toolchains.python) if get_language(language).name == "python" else None
         return judge(language, code, test, entry_point, sandbox=self.sandbox, toolchains=toolchains, limits=limits,
                      workroot=workroot, python_server=server)
+
+    def interrupt(self) -> None:
+        """End the program the fork server is running now, from any thread (the slot's own thread then
+        sees its receive() fail, and closes the slot)."""
+        if self._python_server is not None:
+            self._python_server.interrupt()
 
     def close(self) -> None:
         if self._python_server is not None:
