@@ -155,7 +155,8 @@ def evaluate(benchmark: str, out: str, samples: str | None = None, references: b
             if jobs:
                 for job, verdict in judge_all(jobs, worker_slots, toolchains=toolchains, limits=limits):
                     result = verdict.to_dict()
-                    if cache is not None and result["status"] != "harness_error":  # a harness problem is not the program's
+                    # A harness problem is not the program's: it is not cached.
+                    if cache is not None and result["status"] != "harness_error":
                         cache.put(keys[job.id], result)
                     n += 1
                     write(n, row(job.id, result))

@@ -107,7 +107,8 @@ def _parse_each_text_once():
              (syntax_match, "remove_comments_and_docstrings")]
     originals = [getattr(m, name) for m, name in saved]
     strip = once(originals[1], lambda source, lang: (source, lang))
-    dataflow_match.get_data_flow = once(originals[0], lambda code, parser: (code, parser[1]))  # parser[1]: the language's DFG function
+    # get_data_flow(code, parser): parser is [tree-sitter parser, the language's DFG function].
+    dataflow_match.get_data_flow = once(originals[0], lambda code, parser: (code, parser[1]))
     dataflow_match.remove_comments_and_docstrings = syntax_match.remove_comments_and_docstrings = strip
     try:
         yield
