@@ -274,8 +274,30 @@ def profiled():
     stages.wrap(judge_mod, "instrument", "instrumenting (AST rewrite + program text)", saved)
     stages.wrap(judge_mod, "_verdict", "verdict from an outcome", saved)
     stages.wrap(sandbox, "kill_uid", "kill_uid (slot uid cleanup)", saved)
+    stages.wrap(pyserver, "kill_uid", "kill_uid (slot uid cleanup)", saved)
     stages.wrap(ev, "summarise", "summary (pass@k, BLEU, exact match)", saved)
     stages.wrap(ev, "_start_or_resume", "reading/rewriting results for resume", saved)
+
+    if hasattr(ev, "judge_all"):  # the main thread's share: verdict rows, JSON, results.jsonl, progress
+        original_judge_all = ev.judge_all
+
+        def judge_all(*a, **k):
+            w, c = time.perf_counter(), time.thread_time()
+            yield from original_judge_all(*a, **k)
+            stages.add("main thread: collecting verdicts, writing results.jsonl", time.perf_counter() - w,
+                       time.thread_time() - c)
+
+        saved.append((ev, "judge_all", original_judge_all))
+        ev.judge_all = judge_all
+
+    def sleep(seconds):  # any sleep of the library's sandbox code (the uid clean-up's retry)
+        w = time.perf_counter()
+        time.sleep(seconds)
+        stages.add("time.sleep in the sandbox code", time.perf_counter() - w, 0.0)
+
+    saved.append((sandbox, "time", sandbox.time))
+    sandbox.time = types.SimpleNamespace(**{k: getattr(time, k) for k in dir(time) if not k.startswith("_")})
+    sandbox.time.sleep = sleep
 
     original_close = pyserver.PythonServer.close
 
