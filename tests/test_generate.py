@@ -10,7 +10,7 @@ from mftcoder_pp.cli import main
 from mftcoder_pp.data.prompts import language_token
 from mftcoder_pp.generate import GenerationError, generate, select_tasks
 from mftcoder_pp.generation.batching import plan_batches
-from mftcoder_pp.generation.engine import StopOnSequences
+from mftcoder_pp.generation.padded import StopOnSequences
 from mftcoder_pp.generation.prompts import (build_prompt, default_instruction, rejoin, resolve_language_prefix,
                                            split_trailing_space)
 from mftcoder_pp.generation.stops import stop_rule
@@ -191,8 +191,8 @@ def test_stopping_criterion_per_row():
 
 # --- the decoding engine ------------------------------------------------------------------------------
 
-def test_engine_prefill_modes_and_single_rows_agree(model_dir):
-    from mftcoder_pp.generation.engine import Sampling, generate_batch
+def test_padded_decoder_prefill_modes_and_single_rows_agree(model_dir):
+    from mftcoder_pp.generation.padded import Sampling, generate_batch
     from mftcoder_pp.model.load import load_for_inference
 
     model, tok = load_for_inference(model_dir)
@@ -206,7 +206,7 @@ def test_engine_prefill_modes_and_single_rows_agree(model_dir):
 
 
 def test_growing_cache_layer_writes_in_place_and_adopts_replacements():
-    from mftcoder_pp.generation.engine import GrowingLayer
+    from mftcoder_pp.generation.padded import GrowingLayer
 
     layer = GrowingLayer(reserve=4)
     k, v = torch.randn(2, 3, 3, 5), torch.randn(2, 3, 3, 5)
@@ -257,11 +257,11 @@ def test_completion_prompts_end_at_the_code_and_completions_continue_the_raw_pro
     from mftcoder_pp.generation.engine import Output
     seen = []
 
-    def fake_batch(model, tokenizer, prompts, *args, **kwargs):
-        seen.extend(tokenizer.decode(p) for p in prompts)
-        return [Output("\n    return 1\n", 3, "stop") for _ in prompts]
+    def fake_stream(model, tokenizer, requests, *args, **kwargs):
+        seen.extend(tokenizer.decode(r.prompt) for r in requests)
+        return [(i, Output("\n    return 1\n", 3, "stop")) for i in range(len(requests))]
 
-    monkeypatch.setattr(engine, "generate_batch", fake_batch)
+    monkeypatch.setattr(engine, "generate_stream", fake_stream)
     meta = generate(model_dir, "synthetic-python", str(tmp_path / "c"), limit=2, prompt_format="completion",
                     language_prefix="off", **FAST)
     tasks = get_benchmark("synthetic-python").tasks()[:2]

@@ -8,9 +8,14 @@ Files in the output directory:
   language prefix, stop sequences per language, EOS ids, seed, dtype, versions), times and throughput.
   `mftpp evaluate` copies it into its summary ("generation").
 
+Rows (task, sample) are decoded by the continuous decoder (generation/engine.py) with --batch-size
+slots: a row that ends frees its slot for the next one at once. With an HMD-Fusion adapter every
+forward has one language, so each language is one run of the decoder; otherwise languages mix (each
+row keeps its own stop rule).
+
 A re-run into the same directory with the same settings continues: tasks already complete are kept
 (settings that do not change the samples, such as --batch-size, --limit and the device, may differ).
-Details and the stop rules: docs/generate.md.
+Details, the stop rules and the decoder's measurements: docs/generate.md.
 """
 
 from __future__ import annotations
@@ -28,7 +33,6 @@ from .benchmarks import Task, get_benchmark
 from .data.encoding import leading_special_ids, prompt_ids
 from .data.records import json_objects
 from .data.prompts import TEMPLATES
-from .generation.batching import plan_batches
 from .generation.prompts import (PREFIX_MODES, PROMPT_FORMATS, build_prompt, rejoin, resolve_language_prefix,
                                  split_trailing_space)
 from .generation.stops import stop_rule
@@ -40,8 +44,8 @@ SAMPLES_NAME = "samples.jsonl"
 # Settings that decide what the samples are: a resumed run must agree on every one of them.
 IDENTITY_KEYS = ("model", "benchmark", "n", "temperature", "top_p", "max_new_tokens", "prompt_format",
                  "prompt_trailing_whitespace",
-                 "language_prefix_by_language", "stop_sequences", "eos_token_ids", "seed", "dtype",
-                 "num_shards", "shard_index")
+                 "language_prefix_by_language", "stop_sequences", "eos_token_ids", "seed", "sampling_seeds",
+                 "dtype", "num_shards", "shard_index")
 STOP_RULE_TEXT = ("generation of a row stops at an EOS token or when its text contains a stop sequence; the "
                   "completion is cut at the earliest stop sequence, matched as if the completion started on a new "
                   "line: cut_before sequences are removed with what follows, cut_after sequences are kept and what "
@@ -123,7 +127,7 @@ def generate(model: str, benchmark: str, out: str, n: int = 1, temperature: floa
 
     import torch
 
-    from .generation.engine import Sampling, generate_batch
+    from .generation.engine import Sampling, engine_name
     from .model.gguf import model_source
     from .model.load import hf_progress_bars, load_for_inference
 
@@ -156,6 +160,8 @@ def generate(model: str, benchmark: str, out: str, n: int = 1, temperature: floa
         "num_shards": num_shards, "shard_index": shard_index, "limit": limit, "spread": spread,
         "num_tasks": len(tasks),
         "batch_size": batch_size, "device": dev, "attn_implementation": attn_implementation,
+        "engine": engine_name(mdl),
+        "sampling_seeds": "per row: sha256 of [seed, [[task_id, sample_index]]]" if sampling.do_sample else None,
         "hmd_languages": hmd_langs, "torch_threads": torch.get_num_threads(), "provenance": provenance(),
     }
     meta.update(model_source(model))  # a pypi: name stays a name; a GGUF import's record comes along
@@ -176,31 +182,23 @@ def generate(model: str, benchmark: str, out: str, n: int = 1, temperature: floa
             text, held = split_trailing_space(text)
         ids = prompt_ids(tok, text, lead)
         rows += [(t, j, ids, held) for j in range(n)]
-    batches = plan_batches([r[0].language for r in rows], [len(r[2]) for r in rows], batch_size)
     buffered: dict[str, list[dict]] = {}
     start = time.monotonic()
     tokens = finished_tasks = 0
     bar = Progress(f"{label}: tasks", len(pending), enabled=progress)
     try:
         with open(samples_path, "a", encoding="utf-8") as fh:
-            for batch in batches:
-                lang = rows[batch[0]][0].language
-                keys = [(rows[i][0].task_id, rows[i][1]) for i in batch]
-                batch_seed = _derive_seed(seed, keys) if sampling.do_sample else None
-                with _routing(mdl, hmd_langs, lang):
-                    outputs = generate_batch(mdl, tok, [rows[i][2] for i in batch], sampling, rules[lang],
-                                             eos_ids, tok.pad_token_id, seed=batch_seed)
-                for i, o in zip(batch, outputs):
-                    task, j, held = rows[i][0], rows[i][1], rows[i][3]
-                    tokens += o.num_tokens
-                    got = buffered.setdefault(task.task_id, [])
-                    got.append({"task_id": task.task_id, "completion": rejoin(o.text, held), "language": task.language,
-                                "sample_index": j, "num_tokens": o.num_tokens, "finish_reason": o.finish_reason})
-                    if len(got) == n:
-                        for row in sorted(buffered.pop(task.task_id), key=lambda r: r["sample_index"]):
-                            fh.write(json.dumps(row) + "\n")
-                        fh.flush()
-                        finished_tasks += 1
+            for i, o in _decode_rows(mdl, tok, rows, rules, sampling, eos_ids, seed, batch_size, hmd_langs):
+                task, j, _, held = rows[i]
+                tokens += o.num_tokens
+                got = buffered.setdefault(task.task_id, [])
+                got.append({"task_id": task.task_id, "completion": rejoin(o.text, held), "language": task.language,
+                            "sample_index": j, "num_tokens": o.num_tokens, "finish_reason": o.finish_reason})
+                if len(got) == n:
+                    for row in sorted(buffered.pop(task.task_id), key=lambda r: r["sample_index"]):
+                        fh.write(json.dumps(row) + "\n")
+                    fh.flush()
+                    finished_tasks += 1
                 bar.update(finished_tasks, **{"tok/s": round(tokens / max(time.monotonic() - start, 1e-9))})
     finally:
         bar.close()
@@ -211,6 +209,23 @@ def generate(model: str, benchmark: str, out: str, n: int = 1, temperature: floa
     meta.update(_token_stats(samples_path, meta["generation_seconds"]))
     _write_json(meta_path, meta)
     return meta
+
+
+def _decode_rows(mdl, tok, rows, rules, sampling, eos_ids, seed, batch_size, hmd_langs):
+    """(row index, Output) for every row, as rows end. One run of the decoder, or one per language when
+    HMD-Fusion routes every forward by language."""
+    from .generation.engine import Request, generate_stream
+
+    groups: dict[str | None, list[int]] = {}
+    for i, (task, *_) in enumerate(rows):
+        groups.setdefault(task.language if hmd_langs is not None else None, []).append(i)
+    for lang, members in groups.items():
+        reqs = [Request(tuple(rows[i][2]), rules[rows[i][0].language],
+                        _derive_seed(seed, [(rows[i][0].task_id, rows[i][1])]) if sampling.do_sample else None)
+                for i in members]
+        with _routing(mdl, hmd_langs, lang):
+            for k, out in generate_stream(mdl, tok, reqs, sampling, eos_ids, tok.pad_token_id, slots=batch_size):
+                yield members[k], out
 
 
 def eos_token_ids(model, tokenizer) -> list[int]:
@@ -235,21 +250,21 @@ def hmd_languages(model) -> list[str] | None:
     return list(layers[0].hmd_cfg.languages) if layers else None
 
 
-def _routing(model, hmd_langs: list[str] | None, language: str):
-    if hmd_langs is None:
+def _routing(model, hmd_langs: list[str] | None, language: str | None):
+    if hmd_langs is None or language is None:
         return contextlib.nullcontext()
     import torch
 
     from .modules.hmd_fusion import language_routing
 
-    # One id for the whole (single-language) batch: HMD-Fusion repeats it to the batch size of each
-    # forward, which covers the one-row prefills of the engine as well as the batched decoding.
+    # One id for the whole (single-language) run: HMD-Fusion repeats it to the batch size of each
+    # forward, which covers the prefills as well as the decoding steps of any size.
     return language_routing(model, torch.full((1,), hmd_langs.index(language), dtype=torch.long))
 
 
 def _derive_seed(seed: int, keys: list[tuple[str, int]]) -> int:
-    """A batch's sampling seed: a function of the run seed and the batch's rows only, so a batch
-    samples the same completions whatever ran before it."""
+    """A row's sampling seed: a function of the run seed and the row (task id, sample index) only, so a
+    row samples the same completion whatever ran beside it or before it."""
     digest = hashlib.sha256(json.dumps([seed, keys]).encode()).digest()
     return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
 

@@ -1,242 +1,219 @@
-"""Batched decoding of token-id prompts with the KV cache: Hugging Face `generate` on a left-padded
-batch, with a stopping criterion that ends each row at EOS or at its stop sequences.
+"""The continuous decoder: completes many rows with a fixed number of decoding slots, yielding each
+row as soon as it ends.
 
-Two things make it faster than plain `generate` on a padded batch (measured: docs/generate.md):
-- the KV cache is preallocated for prompt + max_new_tokens (`GrowingLayer`): a decoding step writes
-  one position in place, where the default cache concatenates (copies) the whole cache per step;
-- on CPU the prompts are prefilled one row at a time (no padding, activations that fit in the CPU
-  caches) and their keys/values placed, left-padded, into the batch's cache; `generate` then starts
-  from the last prompt token. On GPUs the batch is prefilled at once, as usual.
-Neither changes what is computed: in float32 on CPU the greedy tokens of a batch equal those of each
-prompt alone and of plain `generate` (tested; in lower precision, or on GPUs, kernels that depend on
-the batch shape can flip near-ties).
+One loop, top to bottom (`generate_stream`):
+  1. admit: free slots take the next waiting rows (scheduler.py: longest prompt first); their
+     prompts are prefilled in batches of similar length, or copied from a slot that holds the same
+     prompt (the n samples of a task), into the slots' preallocated KV cache (kvcache.py);
+  2. decode: one forward of the occupied slots, each row one token at its own position (stepper.py);
+     when greedy, rows may add guesses from their own context, verified in the same forward
+     (lookahead.py), which pays when few rows are left;
+  3. choose each row's token(s) (sampling.py) and check, on the new characters only, EOS, the row's
+     stop sequences and max_new_tokens (stops.StopWatch); a row that ends is yielded and frees its slot;
+  4. when nothing waits, move rows down into freed slots so the batch shrinks as rows end.
+No step computes a row that has ended, and no row waits for a longer one (docs/generate.md has the
+measurements against Hugging Face `generate`).
 
-Every sampling setting is explicit: for the duration of a call the model's own
-`generation_config` (a checkpoint's generation_config.json: top_k, repetition_penalty, ...) is
-replaced by a blank one, so what the caller records is exactly what ran.
+Greedy tokens do not depend on the batch: in float32 on CPU a row gets the tokens it gets alone
+(tested on a tiny model); in lower precision kernels that depend on the batch shape can flip
+near-ties. Sampled tokens come from each row's own generator (sampling.py), so they depend on the
+row's seed, not on the scheduling.
+
+Models whose cache layers are not all full attention (sliding windows, linear attention) go through
+the padded decoder (padded.py) in batches of `slots` rows; `engine_name` says which one runs.
 """
 
 from __future__ import annotations
 
-import contextlib
-import inspect
-from dataclasses import dataclass
+import hashlib
+import json
+from dataclasses import dataclass, field
 from typing import Iterator, Sequence
 
 import torch
-from transformers import DynamicCache, GenerationConfig, StoppingCriteria, StoppingCriteriaList
-from transformers.cache_utils import DynamicLayer
 
-from .stops import StopRule
+from . import kvcache, lookahead
+from .batching import plan_batches
+from .rows import Output, Request, finish
+from .sampling import Sampling, next_tokens, row_generator
+from .scheduler import Scheduler
+from .stepper import Stepper, hf_model
+from .stops import StopWatch
 
+__all__ = ["Output", "Request", "Sampling", "engine_name", "generate_batch", "generate_stream"]
 
-@dataclass(frozen=True)
-class Sampling:
-    temperature: float = 0.0  # 0: greedy
-    top_p: float = 1.0
-    max_new_tokens: int = 256
-    min_new_tokens: int = 0  # > 0 only for benchmarks (EOS suppressed until then)
-
-    @property
-    def do_sample(self) -> bool:
-        return self.temperature > 0
-
-
-@dataclass(frozen=True)
-class Output:
-    text: str  # the completion, cut by the stop rule
-    num_tokens: int  # generated tokens, EOS included, up to the stop
-    finish_reason: str  # "eos" | "stop" | "length"
-    token_ids: tuple[int, ...] = ()  # the generated tokens up to the stop, EOS included
+# Padded tokens per prefill forward: rows admitted together are prefilled in chunks of about this
+# size (docs/generate.md, "prefill"); 0 would put every admitted prompt in one forward.
+PREFILL_TOKENS = 2048
+# Guesses per row and step (lookahead.py), and the cost of one more token in a step relative to the
+# step's fixed cost: on the 2-CPU development machine a float32 step of b rows of SmolLM2-135M costs
+# about F + c*b with c/F = 0.04-0.07 (docs/generate.md).
+MAX_DRAFT = 4
+TOKEN_COST = 1 / 16
 
 
-class StopOnSequences(StoppingCriteria):
-    """Per row: done at an EOS token or when the decoded tail of the generated text holds a stop
-    sequence (the completion is matched as if it started on a new line, see stops.py). Only the last
-    `longest stop + 1` tokens of unfinished rows are decoded at each step."""
-
-    def __init__(self, tokenizer, rule: StopRule | None, prompt_len: int, batch: int, eos_ids: Sequence[int]):
-        self.tokenizer, self.rule, self.prompt_len = tokenizer, rule, prompt_len
-        self.sequences = rule.sequences if rule else ()
-        self.window = (rule.longest + 1) if rule else 0
-        self.eos = torch.tensor(sorted(set(eos_ids)), dtype=torch.long)
-        self.done = torch.zeros(batch, dtype=torch.bool)
-        self.length = [0] * batch  # generated tokens kept per row (set when the row finishes)
-        self.reason = ["length"] * batch
-
-    def __call__(self, input_ids: torch.LongTensor, scores, **kwargs) -> torch.BoolTensor:
-        gen = input_ids[:, self.prompt_len:]
-        n = gen.shape[1]
-        last = gen[:, -1].cpu()
-        if self.eos.numel():
-            hit = torch.isin(last, self.eos) & ~self.done
-            for r in hit.nonzero().flatten().tolist():
-                self.done[r], self.length[r], self.reason[r] = True, n, "eos"
-        if self.sequences:
-            rows = (~self.done).nonzero().flatten().tolist()
-            if rows:
-                w = min(self.window, n)
-                tails = self.tokenizer.batch_decode(gen[rows, n - w:].tolist(), skip_special_tokens=True,
-                                                    clean_up_tokenization_spaces=False)
-                for r, tail in zip(rows, tails):
-                    if n <= w:
-                        tail = "\n" + tail
-                    if any(s in tail for s in self.sequences):
-                        self.done[r], self.length[r], self.reason[r] = True, n, "stop"
-        return self.done.to(input_ids.device)
+def engine_name(model) -> str:
+    """"continuous" or, for models the slot cache cannot hold, "padded"."""
+    return "continuous" if kvcache.supports(hf_model(model).config) else "padded"
 
 
-def model_device(model) -> torch.device:
-    return next(model.parameters()).device
-
-
-@contextlib.contextmanager
-def explicit_generation_config(model) -> Iterator[None]:
-    """Blank generation configs on every generating module of `model` (PEFT wrappers included)."""
-    saved = []
-    for m in model.modules():
-        cfg = getattr(m, "generation_config", None)
-        if isinstance(cfg, GenerationConfig):
-            saved.append((m, cfg))
-            m.generation_config = GenerationConfig()
-    try:
-        yield
-    finally:
-        for m, cfg in saved:
-            m.generation_config = cfg
-
-
-def left_pad(prompts: Sequence[Sequence[int]], pad_id: int, device) -> tuple[torch.Tensor, torch.Tensor]:
-    width = max(len(p) for p in prompts)
-    ids = torch.full((len(prompts), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(prompts), width), dtype=torch.long)
-    for i, p in enumerate(prompts):
-        if p:
-            ids[i, width - len(p):] = torch.tensor(p, dtype=torch.long)
-            mask[i, width - len(p):] = 1
-    return ids.to(device), mask.to(device)
-
-
-def generation_config(sampling: Sampling, eos_ids: Sequence[int], pad_id: int) -> GenerationConfig:
-    kw = dict(max_new_tokens=sampling.max_new_tokens, min_new_tokens=sampling.min_new_tokens or None,
-              do_sample=sampling.do_sample, num_beams=1, repetition_penalty=1.0, use_cache=True,
-              eos_token_id=list(eos_ids) or None, pad_token_id=pad_id)
-    if sampling.do_sample:
-        kw.update(temperature=sampling.temperature, top_p=sampling.top_p, top_k=0)  # top_k 0: off (HF's default is 50)
-    return GenerationConfig(**kw)
-
-
-class GrowingLayer(DynamicLayer):
-    """A DynamicLayer that stores keys/values in a buffer reserved for `reserve` positions (grown by
-    doubling past it): appending writes in place, and `keys`/`values` are views of the buffer.
-    Anything that replaces `keys`/`values` from outside (batch selection, cropping) becomes the new
-    content of a fresh buffer."""
-
-    def __init__(self, reserve: int = 0):
-        super().__init__()
-        self.reserve = reserve
-        self._kbuf = self._vbuf = self._kview = None
-
-    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs):
-        if not self.is_initialized:
-            self.lazy_initialization(key_states, value_states)
-        keys, values = self.keys, self.values
-        n = keys.shape[-2] if keys is not None and keys.dim() == key_states.dim() else 0
-        t = key_states.shape[-2]
-        if self._kbuf is None or keys is not self._kview or n + t > self._kbuf.shape[-2]:
-            cap = self.reserve if n + t <= self.reserve else 2 * (n + t)
-            kbuf = key_states.new_empty((*key_states.shape[:-2], cap, key_states.shape[-1]))
-            vbuf = value_states.new_empty((*value_states.shape[:-2], cap, value_states.shape[-1]))
-            if n:
-                kbuf[..., :n, :] = keys
-                vbuf[..., :n, :] = values
-            self._kbuf, self._vbuf = kbuf, vbuf
-        self._kbuf[..., n:n + t, :] = key_states
-        self._vbuf[..., n:n + t, :] = value_states
-        self.keys = self._kview = self._kbuf[..., :n + t, :]
-        self.values = self._vbuf[..., :n + t, :]
-        return self.keys, self.values
-
-
-def growing_cache(model, reserve: int) -> DynamicCache:
-    """The model's dynamic cache with its full-attention layers preallocated for `reserve` positions."""
-    cache = DynamicCache(config=model.config)
-    for i, layer in enumerate(cache.layers):
-        if type(layer) is DynamicLayer:
-            cache.layers[i] = GrowingLayer(reserve)
-    return cache
-
-
-def _hf_model(model):
-    while hasattr(model, "get_base_model"):
-        inner = model.get_base_model()
-        if inner is model:
-            break
-        model = inner
-    return model
-
-
-def cache_kwarg(model) -> str:
-    """The name under which this transformers version takes a cache (`cache` since 5.2x, before `past_key_values`)."""
-    return "cache" if "cache" in inspect.signature(_hf_model(model).forward).parameters else "past_key_values"
-
-
-def prefill_rows(model, prompts: Sequence[Sequence[int]], width: int, cache: DynamicCache, kw: str) -> None:
-    """Fill `cache` with the keys/values of every prompt but its last token, computed one prompt at a
-    time and left-padded to `width - 1` positions (padding positions hold zeros and are masked)."""
-    device = model_device(model)
-    extra = {"logits_to_keep": 1} if "logits_to_keep" in inspect.signature(_hf_model(model).forward).parameters else {}
-    rows, seen = [], {}
-    for p in prompts:
-        key = tuple(p)
-        if len(p) > 1 and key not in seen:  # the n samples of a task share one prefill
-            row = DynamicCache(config=model.config)
-            model(input_ids=torch.tensor([list(p[:-1])], device=device), use_cache=True, **extra, **{kw: row})
-            seen[key] = [(layer.keys, layer.values) for layer in row.layers]
-        rows.append(seen.get(key))
-    template = next(r for r in rows if r is not None)
-    for layer_idx, (k0, v0) in enumerate(template):
-        ks, vs = [], []
-        for p, r in zip(prompts, rows):
-            if r is None:
-                ks.append(k0.new_zeros((1, k0.shape[1], width - 1, k0.shape[3])))
-                vs.append(v0.new_zeros((1, v0.shape[1], width - 1, v0.shape[3])))
-            else:
-                k, v = r[layer_idx]
-                ks.append(torch.nn.functional.pad(k, (0, 0, width - len(p), 0)))
-                vs.append(torch.nn.functional.pad(v, (0, 0, width - len(p), 0)))
-        cache.update(torch.cat(ks), torch.cat(vs), layer_idx)
+@dataclass
+class _Slot:
+    row: int
+    prompt: tuple[int, ...]
+    length: int  # positions in the cache
+    next_input: int  # the token the next decoding step feeds
+    watch: StopWatch
+    generator: torch.Generator | None
+    ngrams: lookahead.NgramIndex | None
+    generated: list[int] = field(default_factory=list)
+    acceptance: float = 0.5  # running share of guesses kept
 
 
 @torch.inference_mode()
-def generate_batch(model, tokenizer, prompts: Sequence[Sequence[int]], sampling: Sampling, rule: StopRule | None,
-                   eos_ids: Sequence[int], pad_id: int, seed: int | None = None, prefill: str = "auto") -> list[Output]:
-    """Complete a batch of token-id prompts (one call of `generate`; rows of any length).
-    prefill: "rows" (one prompt at a time), "batch" (the padded batch at once) or "auto" (rows on CPU)."""
-    device = model_device(model)
-    ids, mask = left_pad(prompts, pad_id, device)
-    width = ids.shape[1]
-    crit = StopOnSequences(tokenizer, rule, width, len(prompts), eos_ids)
-    kw = cache_kwarg(model)
-    cache = growing_cache(model, width + sampling.max_new_tokens)
-    if prefill == "auto":
-        prefill = "rows" if device.type == "cpu" else "batch"
-    if prefill == "rows" and width > 1 and all(isinstance(layer, GrowingLayer) for layer in cache.layers):
-        # (sliding-window layers keep only their window: those models are prefilled as a batch)
-        prefill_rows(model, prompts, width, cache, kw)
-    if seed is not None:
-        torch.manual_seed(seed)
-    with explicit_generation_config(model):
-        out = model.generate(input_ids=ids, attention_mask=mask,
-                             generation_config=generation_config(sampling, eos_ids, pad_id),
-                             stopping_criteria=StoppingCriteriaList([crit]), **{kw: cache})
-    gen = out[:, ids.shape[1]:].cpu().tolist()
-    outputs = []
-    for r, row in enumerate(gen):
-        length = crit.length[r] if crit.done[r] else len(row)
-        kept = row[:length - 1] if crit.reason[r] == "eos" else row[:length]
-        text = tokenizer.decode(kept, skip_special_tokens=True, clean_up_tokenization_spaces=False)
-        if rule is not None:
-            text = rule.truncate(text)[0]
-        outputs.append(Output(text, length, crit.reason[r], tuple(row[:length])))
-    return outputs
+def generate_stream(model, tokenizer, requests: Sequence[Request], sampling: Sampling, eos_ids: Sequence[int],
+                    pad_id: int | None, slots: int = 16, prefill_tokens: int = PREFILL_TOKENS,
+                    guesses: bool = True, trace: list | None = None) -> Iterator[tuple[int, Output]]:
+    """(request index, output) for every request, in the order rows end. guesses: let greedy rows
+    verify guesses from their context (lookahead.py). `trace`, if given, receives the scheduler's
+    events (admit/finish/move, step, slot, row)."""
+    if not requests:
+        return
+    if any(not r.prompt for r in requests):
+        raise ValueError("every prompt needs at least one token")
+    if sampling.do_sample and any(r.seed is None for r in requests):
+        raise ValueError("sampling needs a seed for every row")
+    pad = 0 if pad_id is None else pad_id
+    if engine_name(model) == "padded":
+        yield from _padded(model, tokenizer, requests, sampling, eos_ids, pad, slots)
+        return
+    sched = Scheduler([len(r.prompt) for r in requests], slots)
+    guesses = guesses and not sampling.do_sample and not sampling.min_new_tokens
+    longest = max(len(r.prompt) for r in requests) + sampling.max_new_tokens
+    stepper = Stepper(model, slots, longest + (MAX_DRAFT if guesses else 0))
+    eos = set(eos_ids)
+    no_eos = None
+    if sampling.min_new_tokens and eos:
+        no_eos = torch.zeros(hf_model(model).config.vocab_size, dtype=torch.bool, device=stepper.device)
+        no_eos[sorted(eos)] = True
+    table: list[_Slot | None] = [None] * slots  # the row in each slot
+    try:
+        while True:
+            # 1. admit
+            admitted = sched.admit()
+            for s, row in admitted:
+                req = requests[row]
+                table[s] = _Slot(row, tuple(req.prompt), len(req.prompt) - 1, req.prompt[-1],
+                                 StopWatch(tokenizer, req.rule), row_generator(req.seed) if sampling.do_sample else None,
+                                 lookahead.NgramIndex(req.prompt) if guesses else None)
+            _fill(stepper, table, [s for s, _ in admitted], pad, prefill_tokens)
+            b = sched.active
+            if b == 0:
+                break
+            # 2. decode (with guesses to verify when they are expected to pay)
+            live = table[:b]
+            drafts = [[] for _ in live]
+            if guesses:
+                drafts = [st.ngrams.draft(min(MAX_DRAFT, sampling.max_new_tokens - len(st.generated) - 1))
+                          for st in live]
+                q = lookahead.plan(drafts, [st.acceptance for st in live], MAX_DRAFT, TOKEN_COST)
+                drafts = [d[:q - 1] for d in drafts]
+            q = 1 + max(len(d) for d in drafts)
+            inputs = [[st.next_input, *d] + [st.next_input] * (q - 1 - len(d)) for st, d in zip(live, drafts)]
+            logits = stepper.decode(inputs, [st.length for st in live])  # (b, q, V)
+            # 3. choose, check, yield
+            new = _choose(logits, live, drafts, sampling, no_eos)
+            sched.step += 1
+            for s, (st, tokens) in enumerate(zip(live, new)):
+                reason = None
+                for token in tokens:
+                    st.generated.append(token)
+                    if st.ngrams is not None:
+                        st.ngrams.add(token)
+                    if token in eos:
+                        reason = "eos"
+                    elif st.watch.add(token):
+                        reason = "stop"
+                    elif len(st.generated) >= sampling.max_new_tokens:
+                        reason = "length"
+                    if reason:
+                        break
+                if reason is None:
+                    st.length += len(tokens)  # the step's input and the guesses kept are now cached
+                    st.next_input = tokens[-1]
+                    continue
+                yield st.row, finish(tokenizer, st.generated, reason, requests[st.row].rule)
+                sched.finish(s)
+                table[s] = None
+            # 4. compact
+            if not sched.waiting:
+                for src, dst in sched.compact():
+                    stepper.cache.copy(src, dst, table[src].length)
+                    table[dst], table[src] = table[src], None
+    finally:
+        if trace is not None:
+            trace.extend(sched.trace)
+
+
+def _fill(stepper: Stepper, table: list[_Slot | None], slots: list[int], pad: int, prefill_tokens: int) -> None:
+    """Put the new rows' prompts (all but the last token) into their slots' cache: copied from a slot
+    that already holds the same prompt, else prefilled together (equal prompts once)."""
+    fresh: list[int] = []
+    for i, s in enumerate(slots):
+        prompt = table[s].prompt
+        if len(prompt) == 1:
+            continue
+        unfilled = set(fresh) | set(slots[i:])
+        sibling = next((t for t, st in enumerate(table) if st is not None and t not in unfilled
+                        and st.prompt == prompt), None)
+        if sibling is not None:
+            stepper.cache.copy(sibling, s, len(prompt) - 1)
+        else:
+            fresh.append(s)
+    if fresh:
+        stepper.prefill(fresh, [table[s].prompt[:-1] for s in fresh], pad, prefill_tokens)
+
+
+def _choose(logits: torch.Tensor, live: list[_Slot], drafts: list[list[int]], sampling: Sampling,
+            no_eos: torch.Tensor | None) -> list[list[int]]:
+    """The new tokens of each row from the step's logits (b, q, V). With guesses (q > 1, greedy): a
+    guess stays while it is the model's own choice, and the last kept position gives one more token."""
+    if logits.shape[1] > 1:
+        choices = logits.float().argmax(-1).tolist()  # (b, q)
+        new = []
+        for st, d, y in zip(live, drafts, choices):
+            kept = next((i for i, t in enumerate(d) if t != y[i]), len(d))
+            if d:
+                st.acceptance = 0.5 * st.acceptance + 0.5 * kept / len(d)
+            new.append(y[:kept + 1])
+        return new
+    suppress = None
+    if no_eos is not None and any(len(st.generated) < sampling.min_new_tokens for st in live):
+        early = torch.tensor([len(st.generated) < sampling.min_new_tokens for st in live], device=no_eos.device)
+        suppress = no_eos & early[:, None]  # (b, V)
+    return [[t] for t in next_tokens(logits[:, 0], sampling, [st.generator for st in live], suppress)]
+
+
+def _padded(model, tokenizer, requests, sampling, eos_ids, pad, slots) -> Iterator[tuple[int, Output]]:
+    """The padded decoder over batches of `slots` rows of one stop rule, similar lengths together."""
+    from .padded import generate_batch as padded_batch
+
+    keys = [json.dumps(r.rule.to_dict() if r.rule else None) for r in requests]
+    for batch in plan_batches(keys, [len(r.prompt) for r in requests], slots):
+        seed = None
+        if sampling.do_sample:
+            digest = hashlib.sha256(json.dumps([requests[i].seed for i in batch]).encode()).digest()
+            seed = int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
+        outs = padded_batch(model, tokenizer, [requests[i].prompt for i in batch], sampling, requests[batch[0]].rule,
+                            eos_ids, pad, seed=seed)
+        yield from zip(batch, outs)
+
+
+def generate_batch(model, tokenizer, prompts: Sequence[Sequence[int]], sampling: Sampling, rule, eos_ids,
+                   pad_id: int | None, seeds: Sequence[int] | None = None, slots: int | None = None) -> list[Output]:
+    """Outputs of `prompts` in their order (one stop rule for all; slots: len(prompts) by default)."""
+    reqs = [Request(tuple(p), rule, None if seeds is None else seeds[i]) for i, p in enumerate(prompts)]
+    out: list[Output | None] = [None] * len(reqs)
+    for i, o in generate_stream(model, tokenizer, reqs, sampling, eos_ids, pad_id, slots or max(len(reqs), 1)):
+        out[i] = o
+    return out  # type: ignore[return-value]

@@ -10,6 +10,10 @@ The completion is matched as if it started on a new line (a virtual "\\n" in fro
 prompt ends at the start of the body's first line, so a completion that begins with "}" or "def " has
 closed the function already. Both cut and stop during generation use the same rule, so generation
 stops at the token that completes a stop sequence and the cut only removes that token's overhang.
+
+During generation `StopWatch` follows one row: it detokenizes only the new token (with a few tokens
+of context, see `IncrementalText`) and looks for the stop sequences only in the new characters and
+the `longest - 1` before them, so a step costs the same at token 10 and at token 1000.
 """
 
 from __future__ import annotations
@@ -67,3 +71,56 @@ def stop_rule(language: str, full_program: bool = False) -> StopRule:
     if full_program:
         return StopRule(cut_before=lang.program_cut_before)
     return StopRule(cut_before=lang.body_cut_before, cut_after=lang.body_cut_after)
+
+
+class IncrementalText:
+    """The decoded text of a growing token list, one token at a time.
+
+    Decoding tokens one by one is wrong in two ways: a character split over several byte tokens
+    decodes to U+FFFD until its last byte arrives, and SentencePiece-style decoders drop the leading
+    space of a sequence. So each new piece is the difference between decoding a short window with
+    the new tokens and the same window without them (the window starts a few tokens back), and it is
+    only taken once it no longer ends in an incomplete character (the usual incremental detokenizer,
+    as in text streamers and serving engines)."""
+
+    def __init__(self, tokenizer):
+        self.tokenizer = tokenizer
+        self.ids: list[int] = []
+        self.text = ""
+        self._prefix = 0  # window start
+        self._read = 0  # tokens already in `text`
+
+    def _decode(self, ids: list[int]) -> str:
+        return self.tokenizer.decode(ids, skip_special_tokens=True, clean_up_tokenization_spaces=False)
+
+    def add(self, token: int) -> str:
+        """Append a token; returns the characters that became final (possibly "")."""
+        self.ids.append(token)
+        before = self._decode(self.ids[self._prefix:self._read])
+        after = self._decode(self.ids[self._prefix:])
+        if len(after) > len(before) and not after.endswith("\ufffd"):
+            new = after[len(before):]
+            self.text += new
+            self._prefix, self._read = self._read, len(self.ids)
+            return new
+        return ""
+
+
+class StopWatch:
+    """Whether one generated row has produced a stop sequence of its rule yet (the completion matched
+    as if it began on a new line, as `StopRule.find` does)."""
+
+    def __init__(self, tokenizer, rule: StopRule | None):
+        self.text = IncrementalText(tokenizer)
+        self.sequences = rule.sequences if rule else ()
+        self.keep = max((rule.longest - 1) if rule else 0, 0)
+
+    def add(self, token: int) -> bool:
+        new = self.text.add(token)
+        if not new or not self.sequences:
+            return False
+        # A sequence not seen before ends in the new characters: look at them and the `keep` before
+        # (the virtual new line counts while the text is shorter than that).
+        need, text = len(new) + self.keep, self.text.text
+        tail = text[-need:] if len(text) >= need else "\n" + text
+        return any(s in tail for s in self.sequences)

@@ -1,0 +1,73 @@
+"""Draft tokens from a row's own context, verified in the next decoding step (greedy only).
+
+Why: a decoding step of a small model on a CPU costs a large fixed part (every weight is read once,
+whatever the batch) plus a part per token, so when few rows are left (the end of a run, where rows
+stuck in a repetition loop run to max_new_tokens) most of a step's cost buys nothing. A row can then
+feed, after its next input token, a guess of the tokens that follow; one forward scores all of them,
+and every guess that equals the model's own greedy choice is a token gained for free.
+
+The guess is "prompt lookup" (n-gram lookup in the row's own prompt and output; Saxena, 2023): find
+the previous occurrence of the row's last n tokens (n = 3, then 2, then 1) and propose what followed
+it. Code repeats itself (names, indentation, and above all the loops of a model that will not stop),
+so such guesses are often right.
+
+Greedy decoding keeps exactly the tokens it would have chosen one at a time: a guess is kept only if
+it is the argmax at its position, and the step's last kept position gives one more token. (The verify
+forward has other shapes than a one-token step, so in floating point a near-tie can round the other
+way; tested equal on a tiny float32 model, and the benchmark counts identical completions.)
+
+How many guesses a step takes (`plan`) is a fixed rule, not a timing: the expected tokens per unit of
+cost, with each row's acceptance rate so far (a running average) and the cost of a token relative to
+a step's fixed cost (`token_cost`); so the outputs never depend on the machine's speed.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+MAX_NGRAM = 3
+
+
+class NgramIndex:
+    """Where each of a row's n-grams (n <= MAX_NGRAM) last ended, updated one token at a time."""
+
+    def __init__(self, tokens: Sequence[int]):
+        self.tokens: list[int] = []
+        self._last: dict[tuple[int, ...], int] = {}  # n-gram -> end index of its latest occurrence
+        self._match: list[int | None] = [None] * (MAX_NGRAM + 1)  # per n: end of the previous occurrence of the tail
+        for t in tokens:
+            self.add(t)
+
+    def add(self, token: int) -> None:
+        self.tokens.append(token)
+        end = len(self.tokens) - 1
+        for n in range(1, MAX_NGRAM + 1):
+            if end + 1 < n:
+                self._match[n] = None
+                continue
+            key = tuple(self.tokens[end + 1 - n:])
+            self._match[n] = self._last.get(key)
+            self._last[key] = end
+
+    def draft(self, k: int) -> list[int]:
+        """Up to k tokens that followed the latest earlier occurrence of the longest matching tail."""
+        if k <= 0:
+            return []
+        for n in range(MAX_NGRAM, 0, -1):
+            e = self._match[n]
+            if e is not None:
+                return self.tokens[e + 1:e + 1 + k]
+        return []
+
+
+def plan(drafts: Sequence[Sequence[int]], acceptance: Sequence[float], max_draft: int, token_cost: float) -> int:
+    """Tokens per row for the next step (1 = no guess): the q in 1..max_draft+1 that maximises
+    expected new tokens / cost, where a step of b rows x q tokens costs 1 + token_cost * b * q and a
+    row expects acceptance * min(q - 1, its draft) guesses kept (shorter drafts are padded)."""
+    b = len(drafts)
+    best_q, best = 1, b / (1 + token_cost * b)
+    for q in range(2, max_draft + 2):
+        gain = (b + sum(a * min(q - 1, len(d)) for a, d in zip(acceptance, drafts))) / (1 + token_cost * b * q)
+        if gain > best:
+            best_q, best = q, gain
+    return best_q
