@@ -17,12 +17,12 @@ gradient. Reading used here (docs/design.md, "Focal task alignment"):
 The EMA is fed the step's per-task token accuracy (argmax hits / target tokens, counted with the task
 cross-entropy in losses/tokens.py), after the optimizer step.
 
-Logits and labels are taken UNSHIFTED, as Hugging Face causal LMs produce/consume them
-(``labels[b, t]`` is the token at position t, -100 = ignored); the shift (logits at t predict the label
-at t+1) happens inside :func:`target_logprobs`. Per-token log-probabilities are computed as
-``logit[target] - logsumexp(logits)`` so no full (B, T, V) softmax / log-softmax copy is kept; low
-precision logits are upcast to float32 first (the same upcast Hugging Face's own loss does). This is
-a second pass over the logits, beside the task cross-entropy's.
+In training, p_i comes from the per-target-token log-probabilities the task cross-entropy already
+computed (:func:`mean_target_prob_tokens` on losses/target_head.py's `TokenScores.logp`): one pass over the
+LM head serves both terms, and no logits-sized copy is made for this term. :func:`mean_target_prob` computes
+the same from full logits (the reference the tests compare against): logits and labels UNSHIFTED, as
+Hugging Face causal LMs produce/consume them (``labels[b, t]`` is the token at position t, -100 = ignored);
+the shift happens inside :func:`target_logprobs`, as ``logit[target] - logsumexp(logits)`` upcast to float32.
 """
 
 from __future__ import annotations
@@ -78,6 +78,19 @@ def mean_target_prob(
     """
     logp, valid = target_logprobs(logits, labels, ignore_index)
     return task_mean(logp.exp(), valid, task_ids, num_tasks)
+
+
+def mean_target_prob_tokens(token_logp: torch.Tensor, token_task: torch.Tensor, num_tasks: int):
+    """p_i from per-target-token log-probabilities (N,) and their task ids (N,): the mean over task i's target
+    tokens of P(target), differentiable -> (probs (K,), present (K,) bool); what :func:`mean_target_prob`
+    computes from the logits, without them."""
+    task = token_task.to(token_logp.device).long()
+    sums = token_logp.new_zeros(num_tasks).index_add(0, task, token_logp.exp())  # (K,)
+    cnts = torch.bincount(task, minlength=num_tasks).to(sums.dtype)  # (K,)
+    if task.numel() == 0:
+        sums = sums + token_logp.sum() * 0.0
+    present = cnts > 0
+    return sums / cnts.clamp_min(1.0), present
 
 
 def focal_alignment_loss(

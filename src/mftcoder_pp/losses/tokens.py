@@ -1,7 +1,9 @@
 """Per-task token losses of a batch that mixes tasks, and the one way they are weighted into a task loss.
 
-`per_task_token_losses` turns one forward pass into per-task sums (`TaskStats`): summed token
-cross-entropy, token counts, argmax-correct counts and summed predictive entropy. The task loss is a
+`task_stats` turns one forward pass into per-task sums (`TaskStats`): summed token cross-entropy, token
+counts, argmax-correct counts and summed predictive entropy, from the per-target-token scores of
+`losses/target_head.py` (the LM head run on target positions only); `per_task_token_losses` does the same
+from full (B, T, V) logits. The task loss is a
 function of those sums, so it composes with gradient accumulation and with all-reduce across
 processes (sum first, then take ratios):
 
@@ -28,6 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from ..data.prompts import IGNORE_INDEX
+from .target_head import TokenScores
 
 Weighting = Literal["token_mean", "data_balanced", "coba"]
 
@@ -126,6 +129,22 @@ def per_task_token_losses(logits: torch.Tensor, labels: torch.Tensor, task_ids: 
         correct = torch.zeros(num_tasks, dtype=torch.long, device=device).index_add(0, token_task, hits.long())
         entropy_sum = zeros.index_add(0, token_task, ent)
     return TaskStats(loss_sum, count, correct, entropy_sum)
+
+
+def task_stats(scores: TokenScores, num_tasks: int) -> TaskStats:
+    """Per-task sums of one batch's target-token scores (losses/target_head.py): loss = −log p summed by
+    task with the graph of `scores.logp`; counts, argmax hits and entropy (0 when not computed)."""
+    task, device = scores.task, scores.logp.device
+    if task.numel() and (int(task.min()) < 0 or int(task.max()) >= num_tasks):
+        raise ValueError(f"task ids of target tokens must be in [0, {num_tasks})")
+    zeros = torch.zeros(num_tasks, dtype=torch.float32, device=device)
+    loss_sum = zeros.index_add(0, task, -scores.logp)  # (K,)
+    if task.numel() == 0:
+        loss_sum = loss_sum + scores.logp.sum() * 0.0  # keeps the graph: backward() works and gives zeros
+    count = torch.bincount(task, minlength=num_tasks)
+    correct = torch.zeros(num_tasks, dtype=torch.long, device=device).index_add(0, task, scores.hits.long())
+    entropy = zeros.clone() if scores.entropy is None else zeros.index_add(0, task, scores.entropy.detach())
+    return TaskStats(loss_sum, count, correct, entropy)
 
 
 def task_weights(weighting: Weighting, counts: torch.Tensor, coba_weights: torch.Tensor | None = None) -> torch.Tensor:
