@@ -9,7 +9,21 @@ Run 2 is MFTCoder's baseline: plain mixing with packed rows and CoBa weighting f
 Why a tolerance at all: the values come from float32 sums whose reduction order depends on how the
 CPU kernels split the work across threads, so another thread count or kernel choice moves the last
 bits. rel 1e-5 allows for that and for little else: the refactor these values were recorded before
-reproduced them bit for bit.
+reproduced them bit for bit, and the target-only LM head (losses/target_head.py: the logits of the target
+rows only, log p = z_y − logsumexp(z)) reproduces every value but two within 2.4e-6.
+
+Those two, the focal term and the gradient norm it feeds, read ATDS's task probabilities (α_i), and ATDS
+amplifies float rounding: its learning velocity is a relative difference of consecutive losses, z-scored
+over the tasks seen, so a 1e-7 change in a step-2 loss moves π by ~1e-4 from the first refresh (step 4)
+on. The code these values were recorded with, run with 1 torch thread instead of 2, already moves `align`
+by 3.2e-5 at step 7. They get REL_ATDS = 5e-3: a wrong token set, task weight or EMA moves them by far
+more. The same goes for CoBa's weights (run 2): they are a softmax of slopes over three validation losses,
+and the target-only head moves those losses by ~1e-7, the last step's weights by 1.2e-5; they get
+REL_COBA = 1e-4.
+
+Both runs keep PEFT's own LoRA dropout (`speed.lora_dropout: torch`): the values were recorded with its
+masks, and the default sampler (model/dropout.py) draws others from the same distribution
+(tests/test_fast_paths.py checks it).
 """
 
 from __future__ import annotations
@@ -22,6 +36,8 @@ from conftest import TINY, train_config
 from mftcoder_pp.cli import main
 
 REL = 1e-5
+REL_ATDS = 5e-3  # values that read ATDS's task probabilities (see the module docstring)
+REL_COBA = 1e-4  # CoBa's weights: slopes of validation losses
 TASKS = ["synthesis/go", "synthesis/python", "synthesis/rust"]
 
 
@@ -30,7 +46,7 @@ def _run(ws, out, **sections) -> list[dict]:
             "model": {"tokenizer": str(ws["tokenizer"]), "tiny": TINY},
             "adapter": {"kind": "lora", "lora": {"rank": 4, "alpha": 8}},
             "optim": {"max_steps": 8, "batch_size": 4, "grad_accum": 2}, "checkpoint_every": 4,
-            "tensorboard": False}
+            "tensorboard": False, "speed": {"lora_dropout": "torch"}}
     for key, value in sections.items():
         base[key] = {**base[key], **value} if isinstance(value, dict) and key in base else value
     assert main(["train", str(train_config(out.parent / f"{out.name}.yaml", **base)), "--quiet"]) == 0
@@ -41,12 +57,12 @@ def _column(rows: list[dict], key: str) -> list:
     return [r.get(key) for r in rows]
 
 
-def _close(got: list, want: list) -> None:
+def _close(got: list, want: list, rel: float = REL) -> None:
     assert len(got) == len(want)
     for g, w in zip(got, want):
         assert (g is None) == (w is None), (got, want)
         if w is not None:
-            assert g == pytest.approx(w, rel=REL), (got, want)
+            assert g == pytest.approx(w, rel=rel), (got, want)
 
 
 ALL_ON = {
@@ -124,8 +140,11 @@ def test_all_modules_run_reproduces_the_stored_losses(tiny_workspace, tmp_path):
     rows = _run(tiny_workspace, tmp_path / "all_on", **ALL_ON)
     assert _column(rows, "step") == list(range(1, 9))
     assert _column(rows, "task") == EXPECTED_ALL_ON["task"]
-    for key in ("loss", "dagg", "align", "decoupling", "adv", "discriminator_loss", "grad_norm"):
+    for key in ("loss", "dagg", "decoupling", "adv", "discriminator_loss"):
         _close(_column(rows, key), EXPECTED_ALL_ON[key])
+    for key in ("align", "grad_norm"):
+        _close(_column(rows, key)[:4], EXPECTED_ALL_ON[key][:4])  # before ATDS's first refresh
+        _close(_column(rows, key), EXPECTED_ALL_ON[key], REL_ATDS)
 
 
 def test_plain_coba_run_reproduces_the_stored_losses(tiny_workspace, tmp_path):
@@ -136,4 +155,4 @@ def test_plain_coba_run_reproduces_the_stored_losses(tiny_workspace, tmp_path):
     weights = _column(rows, "coba_weight")
     assert all(sorted(w) == TASKS for w in weights)
     for got, want in zip(weights, EXPECTED_COBA["coba_weight"]):
-        _close([got[t] for t in TASKS], want)
+        _close([got[t] for t in TASKS], want, REL_COBA)

@@ -140,8 +140,8 @@ def restore_checkpoint(path: Path, model: torch.nn.Module, state: TrainState, co
 def same_config(ckpt: Path, saved: dict, now: dict, path: str = "") -> None:
     """Resuming under a different config would silently splice two runs: refuse, naming the key."""
     for key in sorted(set(saved) | set(now)):
-        if key == "out" and not path:
-            continue
+        if key == "out" and not path or key == "speed" and not path and key not in saved:
+            continue  # `speed` came later: a checkpoint without it was written with its defaults' results
         a, b = saved.get(key), now.get(key)
         if isinstance(a, dict) and isinstance(b, dict):
             same_config(ckpt, a, b, f"{path}{key}.")

@@ -290,6 +290,33 @@ class ModulesConfig:
 
 
 @dataclass(frozen=True)
+class SpeedConfig:
+    """How a step is computed, not what: each switch changes float rounding at most (docs/train_speed.md has
+    what each buys and the tests that check it)."""
+    # The LM head and cross-entropy on target positions only, `head_chunk` rows at a time, the gradient
+    # computed in the same pass (losses/target_head.py); false: full (B, T, V) logits.
+    target_head: bool = True
+    head_chunk: int = 128
+    # The decoder layers below the lowest trained one: run per example without autograd (model/prefix.py).
+    frozen_prefix: bool = True
+    # Keep those layers' output per example: in memory (up to prefix_cache_mb), and on disk under
+    # prefix_cache_dir when set (shared by the runs of an experiment with the same base and settings).
+    prefix_cache: bool = True
+    prefix_cache_mb: int = 2048
+    prefix_cache_dir: str | None = None
+    # Attention precision in a bf16/fp16 run: fp32 (faster on CPU), autocast (the run's dtype), auto (fp32 on
+    # CPU, autocast on GPU). Ignored in fp32 runs and for models not loaded with sdpa.
+    attention: Literal["auto", "fp32", "autocast"] = "auto"
+    # LoRA dropout masks: fast (torch.rand >= p, the same distribution, other draws: model/dropout.py) or
+    # torch (PEFT's nn.Dropout).
+    lora_dropout: Literal["fast", "torch"] = "fast"
+
+    def __post_init__(self):
+        _require("speed", head_chunk=(self.head_chunk >= 1, ">= 1", self.head_chunk),
+                 prefix_cache_mb=(self.prefix_cache_mb >= 0, ">= 0", self.prefix_cache_mb))
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     out: str
     data: DataConfig
@@ -302,6 +329,7 @@ class TrainConfig:
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"
     early_stopping: EarlyStopConfig = field(default_factory=EarlyStopConfig)
     modules: ModulesConfig = field(default_factory=ModulesConfig)
+    speed: SpeedConfig = field(default_factory=SpeedConfig)
     checkpoint_every: int = 50  # steps; 0 = only at the end
     log_every: int = 1
     tensorboard: bool = True

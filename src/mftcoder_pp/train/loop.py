@@ -32,6 +32,7 @@ from .checkpoint import TrainState, latest_checkpoint, restore_checkpoint, save_
 from .config import EarlyStopConfig, TrainConfig
 from .earlystop import EarlyStopper, Measure
 from .export import export_final
+from .fastpath import build_fast_path
 from .logger import TrainLogger
 from .objective import Objective, dev_losses
 from .setup import (build_model, check_inputs, describe, load_data, make_coba, make_optimizers, make_schedulers,
@@ -87,7 +88,8 @@ def _run(cfg: TrainConfig, resume: bool, config_path: str | None, progress: bool
     corpus = load_data(cfg, tokenizer)
     tasks, K = corpus.tasks, len(corpus.tasks)
     model, adapter_report = build_model(cfg, tokenizer, out / "base" if acc.is_main_process else None)
-    objective = Objective(cfg.modules, K, model, acc.device, with_entropy=mc.strategy == "atds")
+    fast = build_fast_path(cfg, model, cuda=acc.device.type == "cuda")  # target-only head, frozen prefix, attention
+    objective = Objective(cfg.modules, K, model, acc.device, with_entropy=mc.strategy == "atds", fast=fast)
     params = [p for p in model.parameters() if p.requires_grad]
     phases = plan_phases(cfg, tasks)
     rates, optimizers = make_optimizers(cfg, corpus, params)
@@ -98,7 +100,7 @@ def _run(cfg: TrainConfig, resume: bool, config_path: str | None, progress: bool
                        objective, make_coba(cfg, tasks), task_steps={k: 0 for k in optimizers})
     world, rank, accum, micro = acc.num_processes, acc.process_index, oc.grad_accum, micro_size(cfg, acc)
     collate = collator(cfg.data.batching, tokenizer.pad_token_id, cfg.data.max_length)
-    validate = partial(dev_losses, model, corpus.dev, tasks, collate, micro, acc.device, acc.autocast)
+    validate = partial(dev_losses, model, corpus.dev, tasks, collate, micro, acc.device, acc.autocast, fast)
     if ckpt is not None:
         restore_checkpoint(ckpt, acc.unwrap_model(model), state, asdict(cfg))
     elif state.coba is not None:  # CoBa normalises each task's losses by its loss before training
@@ -109,7 +111,8 @@ def _run(cfg: TrainConfig, resume: bool, config_path: str | None, progress: bool
         out.mkdir(parents=True, exist_ok=True)
         (out / "train_config.json").write_text(json.dumps(
             {"config": asdict(cfg), "config_path": config_path, "provenance": provenance(seed=cfg.seed),
-             "tasks": tasks, "data": corpus.stats, "adapter": describe(adapter_report), "rates": rates,
+             "tasks": tasks, "data": corpus.stats, "adapter": describe(adapter_report), "speed": fast.report,
+             "rates": rates,
              "phases": [asdict(p) for p in phases], "processes": world}, indent=1))
     logger = TrainLogger(out, main, cfg.tensorboard, oc.max_steps, state.step, progress, label)
     stopper = EarlyStopper(cfg.early_stopping, out, cfg.adapter.kind, state.history, measure)

@@ -8,44 +8,84 @@ are per-micro-batch means, so the loop scales them by 1/grad_accum. With every m
 plain multitask SFT and costs one forward.
 
 `forward` is the one way a batch goes through the model (HMD-Fusion routes each row by its
-language), shared by training and the per-task dev losses.
+language), shared by training and the per-task dev losses. On the fast path (train/fastpath.py) the
+model returns its final hidden states instead of logits, the LM head and cross-entropy run on the target
+positions only (`token_scores`), and the layers below the lowest trained one come from the frozen
+prefix; every term reads the same per-target-token log-probabilities (the focal term included), and
+DAGG and TIAR get the attention maps and hidden states of the layers that run.
 """
 
 from __future__ import annotations
 
 from contextlib import ExitStack, nullcontext
+from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 import torch
 
-from ..losses.tokens import TaskStats, per_task_token_losses, weighted_task_loss
+from ..losses.target_head import TokenScores, logits_scores, target_scores
+from ..losses.tokens import TaskStats, task_stats, weighted_task_loss
 from ..modules.hmd_fusion import hmd_layers, language_routing
 from .batching import Batch, TrainExample
 from .config import ModulesConfig
+from .fastpath import FastPath
 from .terms import Outputs, Step, build_terms
 
 
-def forward(model, batch: Batch, *, hidden_states: bool = False, around: Sequence = ()):
-    """The model's outputs for `batch` (already on the model's device), routed by language when the
-    model has HMD-Fusion; `around`: context managers entered around the forward only."""
+@dataclass
+class ModelOut:
+    """One forward: final hidden states (target-head path) or full logits (fallback), and the hidden states
+    a term asked for."""
+
+    hidden: torch.Tensor | None  # (B, T, H)
+    logits: torch.Tensor | None  # (B, T, V)
+    hidden_states: tuple[torch.Tensor, ...] | None
+
+
+def forward(model, batch: Batch, *, hidden_states: bool = False, around: Sequence = (),
+            fast: FastPath | None = None) -> ModelOut:
+    """`batch` (already on the model's device) through the model, routed by language when the model has
+    HMD-Fusion; `around`: context managers entered around the model's forward only. With `fast`, the
+    model computes no logits (the caller scores target rows with its head) and skips the frozen prefix."""
     layers = hmd_layers(model)
     routing = nullcontext()
     if layers:
         langs = layers[0].hmd_cfg.languages  # every language has a branch, trained or not
         ids = torch.tensor([langs.index(lang) for lang in batch.languages], device=batch.input_ids.device)
         routing = language_routing(model, ids, batch.attention_mask)
+    inputs = batch.model_inputs()
+    trunk = fast.trunk if fast is not None else None
+    prefix = fast.prefix if fast is not None and batch.attention_mask.dim() == 2 else None
     with routing, ExitStack() as stack:
+        if prefix is not None:  # the bottom layers' output (B, T, H), then the model from layer k on
+            inputs = {**inputs, "input_ids": None, "inputs_embeds": prefix.states(batch.input_ids, batch.attention_mask)}
+            stack.enter_context(prefix.skipping())
         for cm in around:
             stack.enter_context(cm)
-        return model(**batch.model_inputs(), output_hidden_states=hidden_states)
+        if trunk is None:
+            out = model(**inputs, output_hidden_states=hidden_states)
+            return ModelOut(None, out.logits, out.hidden_states)
+        stack.enter_context(trunk.capture())
+        B, T = batch.input_ids.shape
+        out = model(**inputs, **trunk.no_logits(B, T, batch.input_ids.device), output_hidden_states=hidden_states)
+        return ModelOut(trunk.last(), None, out.hidden_states)
+
+
+def token_scores(out: ModelOut, batch: Batch, fast: FastPath | None, with_entropy: bool) -> TokenScores:
+    """Per-target-token log-probabilities (with graph), argmax hits and entropy of one forward."""
+    if out.logits is not None:
+        return logits_scores(out.logits, batch.labels, batch.token_task, with_entropy=with_entropy)
+    return target_scores(fast.trunk.head, out.hidden, batch.labels, batch.token_task, chunk=fast.chunk,
+                         with_entropy=with_entropy)
 
 
 class Objective:
-    def __init__(self, cfg: ModulesConfig, num_tasks: int, model, device, *, with_entropy: bool):
-        """`with_entropy`: also sum the predictive entropy per task (an extra pass over the logits, for
-        the scheduler that reads it)."""
-        self.K, self.device, self.with_entropy = num_tasks, device, with_entropy
-        self.terms = build_terms(cfg, model, num_tasks, device)
+    def __init__(self, cfg: ModulesConfig, num_tasks: int, model, device, *, with_entropy: bool,
+                 fast: FastPath | None = None):
+        """`with_entropy`: also sum the predictive entropy per task (for the scheduler that reads it);
+        `fast`: the run's fast paths (train/fastpath.py), None = the plain forward with full logits."""
+        self.K, self.device, self.with_entropy, self.fast = num_tasks, device, with_entropy, fast
+        self.terms = build_terms(cfg, model, num_tasks, device, lowest_trained=fast.lowest_trained if fast else 0)
         self.hidden_states = any(t.hidden_states for t in self.terms)
 
     def micro_loss(self, model, batch: Batch, step: Step, weights: torch.Tensor, counts: torch.Tensor,
@@ -55,13 +95,12 @@ class Objective:
         batch = batch.to(self.device)
         aux, logged = torch.zeros((), dtype=torch.float32, device=self.device), {}
         with autocast():
-            model_out = forward(model, batch, hidden_states=self.hidden_states,
+            model_out = forward(model, batch, hidden_states=self.hidden_states, fast=self.fast,
                                 around=[t.around_forward(model, step) for t in self.terms])
-            logits = model_out.logits  # (B, T, V)
-            stats = per_task_token_losses(logits, batch.labels, batch.token_task, self.K,
-                                          with_entropy=self.with_entropy)
+            scores = token_scores(model_out, batch, self.fast, self.with_entropy)  # (N,) per target token
+            stats = task_stats(scores, self.K)
             task_loss = weighted_task_loss(stats, weights, counts)
-            outputs = Outputs(logits, model_out.hidden_states if self.hidden_states else None, task_loss)
+            outputs = Outputs(scores, model_out.hidden_states if self.hidden_states else None, task_loss)
             for term in self.terms:
                 value, extra = term.loss(outputs, batch, step)
                 if value is not None:
@@ -88,7 +127,7 @@ class Objective:
 
 @torch.no_grad()
 def dev_losses(model, dev: dict[str, list[TrainExample]], tasks: list[str], collate, micro: int, device,
-               autocast) -> dict[str, float]:
+               autocast, fast: FastPath | None = None) -> dict[str, float]:
     """Per-task token-mean loss on the held-out dev examples (CoBa's validation signal)."""
     model.eval()
     result = {}
@@ -98,8 +137,7 @@ def dev_losses(model, dev: dict[str, list[TrainExample]], tasks: list[str], coll
         for s in range(0, len(exs), max(micro, 1)):
             batch = collate(exs[s:s + micro]).to(device)
             with autocast():
-                logits = forward(model, batch).logits  # (B, T, V)
-            st = per_task_token_losses(logits, batch.labels, batch.token_task, len(tasks), with_entropy=False)
+                st = task_stats(token_scores(forward(model, batch, fast=fast), batch, fast, False), len(tasks))
             total += float(st.loss_sum[ti])
             n += float(st.token_count[ti])
         result[t] = total / max(n, 1)

@@ -18,9 +18,11 @@ from typing import Any, Callable, ContextManager, Protocol
 
 import torch
 
-from ..losses.focal import TaskAccuracyEMA, focal_alignment_loss, mean_target_prob
+from ..losses.focal import TaskAccuracyEMA, focal_alignment_loss, mean_target_prob_tokens
+from ..losses.target_head import TokenScores
 from ..modules.dagg import DAGG
 from ..modules.hmd_fusion import hmd_aux, hmd_layers
+from ..modules.layers import find_decoder_layers
 from ..modules.tiar import TIAR, pool_prompt
 from .batching import Batch
 from .config import ModulesConfig
@@ -38,7 +40,7 @@ class Step:
 class Outputs:
     """One micro-batch's forward, as the terms see it."""
 
-    logits: torch.Tensor  # (B, T, V)
+    scores: TokenScores  # per target token: log-probability (with graph), hit, entropy, task
     hidden_states: tuple[torch.Tensor, ...] | None  # embeddings + one per layer, when a term asked
     task_loss: torch.Tensor  # the weighted task term, with graph (DAGG's saliency differentiates it)
 
@@ -168,8 +170,9 @@ class FocalTerm(_TermBase):
         self.ema = TaskAccuracyEMA(num_tasks, ema)
 
     def loss(self, out, batch, step):
-        p, present = mean_target_prob(out.logits, batch.labels, batch.task_ids, self.K)  # (K,), (K,)
-        dev = out.logits.device
+        # The task cross-entropy's own per-token log-probabilities: no second pass over the LM head.
+        p, present = mean_target_prob_tokens(out.scores.logp, out.scores.task, self.K)  # (K,), (K,)
+        dev = p.device
         return focal_alignment_loss(p, self.ema.value.to(dev), step.task_probs.to(dev), present, beta=self.beta), {}
 
     def after_step(self, step, accuracy, present, gather):
@@ -197,13 +200,14 @@ class HMDTerm(_TermBase):
         return info["decoupling"], {"gate": info["gate_mean"]}
 
 
-def build_terms(cfg: ModulesConfig, model, num_tasks: int, device) -> list[Term]:
-    """The enabled terms, in the order their values are summed and logged."""
+def build_terms(cfg: ModulesConfig, model, num_tasks: int, device, lowest_trained: int = 0) -> list[Term]:
+    """The enabled terms, in the order their values are summed and logged; `lowest_trained`: the lowest
+    decoder layer that trains (DAGG's layers must not lie below it)."""
     weights = cfg.term_weights()
     terms: list[Term] = []
     if cfg.dagg.enabled:
         d = cfg.dagg
-        terms.append(DAGGTerm(DAGG(dagg_layers(d.layers, model), d.lam, d.every), weights["dagg"]))
+        terms.append(DAGGTerm(DAGG(dagg_layers(d.layers, model, lowest_trained), d.lam, d.every), weights["dagg"]))
     if cfg.tiar.enabled:
         t = cfg.tiar
         tiar = TIAR(model.config.hidden_size, num_tasks, width=t.width, lr=t.lr, mode=t.mode, period=t.period,
@@ -218,9 +222,16 @@ def build_terms(cfg: ModulesConfig, model, num_tasks: int, device) -> list[Term]
     return terms
 
 
-def dagg_layers(layers: list[int] | None, model) -> list[int]:
-    """The configured DAGG layers, or the two middle decoder layers (one for a one-layer model)."""
-    if layers is not None:
-        return list(layers)
-    n = model.config.num_hidden_layers
-    return [n // 2] if n < 2 else [n // 2 - 1, n // 2]
+def dagg_layers(layers: list[int] | None, model, lowest_trained: int = 0) -> list[int]:
+    """The configured DAGG layers, or the two middle layers of those that train (layers lowest_trained ..
+    n-1; one for a one-layer span): below the lowest trained layer an attention map gets no gradient."""
+    n = len(find_decoder_layers(model))
+    if layers is None:
+        span = n - lowest_trained
+        mid = lowest_trained + span // 2
+        return [max(lowest_trained, n - 1)] if span < 2 else [mid - 1, mid]
+    below = [i for i in layers if (i if i >= 0 else n + i) < lowest_trained]
+    if below:
+        raise ValueError(f"modules.dagg.layers: {below} lie below the lowest trained layer {lowest_trained}: their "
+                         f"attention gets no gradient (pick layers >= {lowest_trained}, or train more layers)")
+    return list(layers)
