@@ -162,3 +162,18 @@ def test_objective_with_the_target_head_equals_full_logits(tiny_workspace, tmp_p
         assert grads[0].keys() == grads[1].keys() and grads[0]
         for name in grads[0]:
             torch.testing.assert_close(grads[1][name], grads[0][name], rtol=1e-4, atol=1e-7, msg=name)
+
+
+def test_token_weighted_accumulation_stays_exact():
+    """Two micro-batches normalised by the whole step's per-task counts give the one-batch gradient."""
+    hidden, labels, token_task, head = _batch(7)
+    weights = torch.tensor([0.2, 0.5, 0.3])
+    whole = task_stats(target_scores(head, hidden, labels, token_task, chunk=3), K)
+    (g_whole,) = torch.autograd.grad(weighted_task_loss(whole, weights, whole.token_count), hidden)
+    counts = whole.token_count
+    total = 0
+    for rows in (slice(0, 2), slice(2, 4)):
+        part = task_stats(target_scores(head, hidden[rows], labels[rows], token_task[rows], chunk=3), K)
+        total = total + weighted_task_loss(part, weights, counts)
+    (g_parts,) = torch.autograd.grad(total, hidden)
+    torch.testing.assert_close(g_parts, g_whole, rtol=1e-6, atol=1e-8)
