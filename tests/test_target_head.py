@@ -69,6 +69,12 @@ def test_bf16_autocast_matches_the_bf16_logits_loss():
     cos = torch.nn.functional.cosine_similarity(g_got.flatten(), g_ref.flatten(), dim=0)
     assert cos > 0.9999  # bf16 rounding of the logits' gradient, taken at another point of the sum
     torch.testing.assert_close(g_got, g_ref, rtol=0.02, atol=2e-3 * g_ref.abs().max().item())
+    head.weight.requires_grad_(True)  # the module path under autocast: entropy and sums stay float32
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        scores = target_scores(head, hidden, labels, token_task, chunk=4, with_entropy=True)
+        stats = task_stats(scores, K)
+    assert scores.logp.dtype == scores.entropy.dtype == torch.float32
+    torch.testing.assert_close(stats.loss_sum, ref.loss_sum, rtol=1e-6, atol=1e-5)
 
 
 def test_second_backward_reuses_the_pass():

@@ -227,13 +227,15 @@ def test_schedule_and_per_task_rates():
 
 
 def test_dagg_defaults_to_the_middle_layers():
-    from types import SimpleNamespace
-
+    """... of the layers that train: with LoRA (6L) on 30 layers, 26 and 27."""
     from mftcoder_pp.train.terms import dagg_layers
 
-    model = lambda n: SimpleNamespace(config=SimpleNamespace(num_hidden_layers=n))  # noqa: E731
-    assert dagg_layers(None, model(4)) == [1, 2] and dagg_layers(None, model(30)) == [14, 15]
-    assert dagg_layers(None, model(1)) == [0] and dagg_layers([-1], model(4)) == [-1]
+    assert dagg_layers(None, 4) == [1, 2] and dagg_layers(None, 30) == [14, 15]
+    assert dagg_layers(None, 1) == [0] and dagg_layers([-1], 4) == [-1]
+    assert dagg_layers(None, 30, 24) == [26, 27] and dagg_layers(None, 30, 29) == [29]
+    assert dagg_layers([-2, 27], 30, 24) == [-2, 27]
+    with pytest.raises(ValueError, match=r"modules.dagg.layers: \[14\] lie below the lowest trained layer 24"):
+        dagg_layers([14, -1], 30, 24)
 
 
 def test_trainable_params_count_hmd_fusion(tiny_workspace, tmp_path):

@@ -89,7 +89,7 @@ class TargetLogprobs(torch.autograd.Function):
                     continue
                 p = z.exp()  # (n, V)
                 if with_entropy:
-                    entropy[s:e] = -torch.linalg.vecdot(p, z)
+                    entropy[s:e] = -_rowdot(p, z)
                 if keep_grad:
                     g = p.neg_()  # onehot(y) - softmax(z):
                     g.view(-1).index_add_(0, t + torch.arange(e - s, device=g.device) * g.shape[1],
@@ -106,6 +106,12 @@ class TargetLogprobs(torch.autograd.Function):
             return (None,) * 7
         (grad_rows,) = ctx.saved_tensors
         return grad_rows * grad_logp[:, None].to(grad_rows.dtype), None, None, None, None, None, None
+
+
+def _rowdot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Σ_v a[n, v]·b[n, v] in float32 (autocast would run vecdot in bf16)."""
+    with torch.autocast(a.device.type, enabled=False):
+        return torch.linalg.vecdot(a, b)
 
 
 def _compute_dtype(device: torch.device, dtype: torch.dtype) -> torch.dtype:
@@ -125,7 +131,7 @@ def _chunk_scores(module: torch.nn.Module, rows: torch.Tensor, targets: torch.Te
     z = torch.log_softmax(z, dim=-1)
     logp = z.gather(-1, targets[:, None]).squeeze(-1)
     with torch.no_grad():
-        ent = -torch.linalg.vecdot(z.exp(), z) if with_entropy else z.new_zeros(0)
+        ent = -_rowdot(z.exp(), z) if with_entropy else z.new_zeros(0)
     return logp, hits, ent
 
 
@@ -180,5 +186,5 @@ def logits_scores(logits: torch.Tensor, labels: torch.Tensor, token_task: torch.
     z = torch.log_softmax(z, dim=-1)
     logp = z.gather(-1, targets[:, None]).squeeze(-1)
     with torch.no_grad():
-        ent = -torch.linalg.vecdot(z.exp(), z) if with_entropy else None
+        ent = -_rowdot(z.exp(), z) if with_entropy else None
     return TokenScores(logp, hits, ent, task)

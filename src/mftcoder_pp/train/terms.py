@@ -207,7 +207,8 @@ def build_terms(cfg: ModulesConfig, model, num_tasks: int, device, lowest_traine
     terms: list[Term] = []
     if cfg.dagg.enabled:
         d = cfg.dagg
-        terms.append(DAGGTerm(DAGG(dagg_layers(d.layers, model, lowest_trained), d.lam, d.every), weights["dagg"]))
+        layers = dagg_layers(d.layers, len(find_decoder_layers(model)), lowest_trained)
+        terms.append(DAGGTerm(DAGG(layers, d.lam, d.every), weights["dagg"]))
     if cfg.tiar.enabled:
         t = cfg.tiar
         tiar = TIAR(model.config.hidden_size, num_tasks, width=t.width, lr=t.lr, mode=t.mode, period=t.period,
@@ -222,10 +223,10 @@ def build_terms(cfg: ModulesConfig, model, num_tasks: int, device, lowest_traine
     return terms
 
 
-def dagg_layers(layers: list[int] | None, model, lowest_trained: int = 0) -> list[int]:
-    """The configured DAGG layers, or the two middle layers of those that train (layers lowest_trained ..
-    n-1; one for a one-layer span): below the lowest trained layer an attention map gets no gradient."""
-    n = len(find_decoder_layers(model))
+def dagg_layers(layers: list[int] | None, n: int, lowest_trained: int = 0) -> list[int]:
+    """The configured DAGG layers of a model with `n` decoder layers, or the two middle layers of those that
+    train (lowest_trained .. n-1; one for a one-layer span): below the lowest trained layer an attention
+    map gets no gradient."""
     if layers is None:
         span = n - lowest_trained
         mid = lowest_trained + span // 2
