@@ -103,10 +103,10 @@ def build_workspace(root: Path, seed: int = 0) -> dict[str, Path]:
 
     prepared = root / "prepared"
     prepared.mkdir(parents=True, exist_ok=True)
-    suite = generate_suite(seed, splits=("train",))
+    suite = generate_suite(seed, splits=("sft",))
     for lang in LANGUAGES:
         with (prepared / f"synthesis-{lang}.jsonl").open("w") as f:
-            for r in suite.records("train", lang):
+            for r in suite.records("sft", lang):
                 r.meta["prompt_variant"] = variant_for(r.id, seed)
                 f.write(r.to_json() + "\n")
     tok_cfg = root / "tokenizer.yaml"  # JSON is YAML
