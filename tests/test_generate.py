@@ -91,6 +91,7 @@ def test_greedy_writes_samples_and_meta(tmp_path, model_dir):
     assert meta["tokens_generated"] == sum(r["num_tokens"] for r in rows) and meta["tokens_per_second"] > 0
     assert meta["language_prefix_by_language"] == {"python": True}  # the tokenizer has <|python|>
     assert meta["stop_sequences"]["python"]["cut_before"][0] == "\ndef "
+    assert meta["engine"] == "continuous" and meta["sampling_seeds"] is None  # what decoded, how rows are seeded
 
 
 def test_batched_equals_one_at_a_time(tmp_path, model_dir):
@@ -117,6 +118,10 @@ def test_sampling_n_samples_reproducible(tmp_path, model_dir):
     assert [r["completion"] for r in r1] != [r["completion"] for r in r3]
     assert len({r["completion"] for r in r1[:3]}) > 1  # the samples of one task differ
     assert meta_of(tmp_path / "s1")["do_sample"] and meta_of(tmp_path / "s1")["temperature"] == 0.8
+    assert meta_of(tmp_path / "s1")["sampling_seeds"].startswith("per row")
+    # Rows are seeded one by one: another batch size gives the same samples.
+    generate(model_dir, "synthetic-cpp", str(tmp_path / "s4"), seed=1, **{**kw, "batch_size": 1})
+    assert rows_of(tmp_path / "s4") == r1
 
 
 # --- stop rules -------------------------------------------------------------------------------------
@@ -257,11 +262,11 @@ def test_completion_prompts_end_at_the_code_and_completions_continue_the_raw_pro
     from mftcoder_pp.generation.engine import Output
     seen = []
 
-    def fake_stream(model, tokenizer, requests, *args, **kwargs):
-        seen.extend(tokenizer.decode(r.prompt) for r in requests)
-        return [(i, Output("\n    return 1\n", 3, "stop")) for i in range(len(requests))]
+    def fake_batch(model, tokenizer, prompts, *args, **kwargs):
+        seen.extend(tokenizer.decode(p) for p in prompts)
+        return [Output("\n    return 1\n", 3, "stop") for _ in prompts]
 
-    monkeypatch.setattr(engine, "generate_stream", fake_stream)
+    monkeypatch.setattr(engine, "generate_batch", fake_batch)
     meta = generate(model_dir, "synthetic-python", str(tmp_path / "c"), limit=2, prompt_format="completion",
                     language_prefix="off", **FAST)
     tasks = get_benchmark("synthetic-python").tasks()[:2]

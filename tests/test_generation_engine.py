@@ -249,3 +249,17 @@ def test_ngram_drafts_and_plan():
     assert plan([[], []], [0.5, 0.5], 4, 1 / 16) == 1
     assert plan([[5, 6, 7, 8]], [1.0], 4, 1 / 16) == 5
     assert plan([[5]] * 16, [0.1] * 16, 4, 1 / 16) == 1
+
+
+def test_packed_linear_weights_change_nothing_and_are_undone(model, tok, prompts, alone):
+    from mftcoder_pp.generation.packed import linears, packed_linears
+
+    assert linears(model)
+    with packed_linears(model) as packed:
+        assert packed and all("forward" in vars(m) for m in linears(model))
+        outs = generate_batch(model, tok, prompts, GREEDY, None, [], tok.pad_token_id, slots=3)
+    assert not any("forward" in vars(m) for m in linears(model))  # plain nn.Linear again
+    assert [o.token_ids for o in outs] == alone
+    unpacked = dict(generate_stream(model, tok, [Request(tuple(p)) for p in prompts], GREEDY, [], tok.pad_token_id,
+                                    slots=3, packed=False))
+    assert [unpacked[i].token_ids for i in range(len(prompts))] == alone

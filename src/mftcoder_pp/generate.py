@@ -28,6 +28,7 @@ import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Callable
 
 from .benchmarks import Task, get_benchmark
 from .data.encoding import leading_special_ids, prompt_ids
@@ -127,7 +128,7 @@ def generate(model: str, benchmark: str, out: str, n: int = 1, temperature: floa
 
     import torch
 
-    from .generation.engine import Sampling, engine_name
+    from .generation.engine import Sampling, engine_name, engine_settings
     from .model.gguf import model_source
     from .model.load import hf_progress_bars, load_for_inference
 
@@ -160,7 +161,7 @@ def generate(model: str, benchmark: str, out: str, n: int = 1, temperature: floa
         "num_shards": num_shards, "shard_index": shard_index, "limit": limit, "spread": spread,
         "num_tasks": len(tasks),
         "batch_size": batch_size, "device": dev, "attn_implementation": attn_implementation,
-        "engine": engine_name(mdl),
+        "engine": engine_name(mdl), "engine_settings": engine_settings(mdl, sampling, batch_size),
         "sampling_seeds": "per row: sha256 of [seed, [[task_id, sample_index]]]" if sampling.do_sample else None,
         "hmd_languages": hmd_langs, "torch_threads": torch.get_num_threads(), "provenance": provenance(),
     }
@@ -188,7 +189,8 @@ def generate(model: str, benchmark: str, out: str, n: int = 1, temperature: floa
     bar = Progress(f"{label}: tasks", len(pending), enabled=progress)
     try:
         with open(samples_path, "a", encoding="utf-8") as fh:
-            for i, o in _decode_rows(mdl, tok, rows, rules, sampling, eos_ids, seed, batch_size, hmd_langs):
+            def write(i: int, o) -> None:
+                nonlocal tokens, finished_tasks
                 task, j, _, held = rows[i]
                 tokens += o.num_tokens
                 got = buffered.setdefault(task.task_id, [])
@@ -200,6 +202,8 @@ def generate(model: str, benchmark: str, out: str, n: int = 1, temperature: floa
                     fh.flush()
                     finished_tasks += 1
                 bar.update(finished_tasks, **{"tok/s": round(tokens / max(time.monotonic() - start, 1e-9))})
+
+            _decode_rows(mdl, tok, rows, rules, sampling, eos_ids, seed, batch_size, hmd_langs, write)
     finally:
         bar.close()
         meta["generation_seconds"] = round(meta["generation_seconds"] + time.monotonic() - start, 3)
@@ -211,21 +215,30 @@ def generate(model: str, benchmark: str, out: str, n: int = 1, temperature: floa
     return meta
 
 
-def _decode_rows(mdl, tok, rows, rules, sampling, eos_ids, seed, batch_size, hmd_langs):
-    """(row index, Output) for every row, as rows end. One run of the decoder, or one per language when
-    HMD-Fusion routes every forward by language."""
-    from .generation.engine import Request, generate_stream
+def _decode_rows(mdl, tok, rows, rules, sampling, eos_ids, seed, batch_size, hmd_langs,
+                 on_output: Callable[[int, object], None]) -> None:
+    """Decode every row, calling on_output(row index, Output) as rows end: one run of the decoder, or
+    one per language when HMD-Fusion routes every forward by language."""
+    from .generation import engine
 
     groups: dict[str | None, list[int]] = {}
     for i, (task, *_) in enumerate(rows):
         groups.setdefault(task.language if hmd_langs is not None else None, []).append(i)
     for lang, members in groups.items():
-        reqs = [Request(tuple(rows[i][2]), rules[rows[i][0].language],
-                        _derive_seed(seed, [(rows[i][0].task_id, rows[i][1])]) if sampling.do_sample else None)
-                for i in members]
+        seeds = [_derive_seed(seed, [(rows[i][0].task_id, rows[i][1])]) for i in members] if sampling.do_sample else None
+        delivered: set[int] = set()
+
+        def deliver(k: int, out) -> None:
+            if k not in delivered:
+                delivered.add(k)
+                on_output(members[k], out)
+
         with _routing(mdl, hmd_langs, lang):
-            for k, out in generate_stream(mdl, tok, reqs, sampling, eos_ids, tok.pad_token_id, slots=batch_size):
-                yield members[k], out
+            outs = engine.generate_batch(mdl, tok, [rows[i][2] for i in members], sampling,
+                                         [rules[rows[i][0].language] for i in members], eos_ids, tok.pad_token_id,
+                                         seeds=seeds, slots=batch_size, on_output=deliver)
+        for k, out in enumerate(outs):  # rows a caller-supplied decoder returned without reporting
+            deliver(k, out)
 
 
 def eos_token_ids(model, tokenizer) -> list[int]:

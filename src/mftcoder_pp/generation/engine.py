@@ -25,14 +25,16 @@ the padded decoder (padded.py) in batches of `slots` rows; `engine_name` says wh
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 from dataclasses import dataclass, field
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 import torch
 
 from . import kvcache, lookahead
+from .packed import can_pack, packed_linears
 from .batching import plan_batches
 from .rows import Output, Request, finish
 from .sampling import Sampling, next_tokens, row_generator
@@ -40,7 +42,7 @@ from .scheduler import Scheduler
 from .stepper import Stepper, hf_model
 from .stops import StopWatch
 
-__all__ = ["Output", "Request", "Sampling", "engine_name", "generate_batch", "generate_stream"]
+__all__ = ["Output", "Request", "Sampling", "engine_name", "engine_settings", "generate_batch", "generate_stream"]
 
 # Padded tokens per prefill forward: rows admitted together are prefilled in chunks of about this
 # size (docs/generate.md, "prefill"); 0 would put every admitted prompt in one forward.
@@ -55,6 +57,16 @@ TOKEN_COST = 1 / 16
 def engine_name(model) -> str:
     """"continuous" or, for models the slot cache cannot hold, "padded"."""
     return "continuous" if kvcache.supports(hf_model(model).config) else "padded"
+
+
+def engine_settings(model, sampling: Sampling, slots: int) -> dict:
+    """What `generate_stream` will run, for the record (samples.jsonl.meta.json)."""
+    if engine_name(model) == "padded":
+        return {"name": "padded", "batch_size": slots}
+    greedy_guesses = not sampling.do_sample and not sampling.min_new_tokens
+    return {"name": "continuous", "slots": slots, "prefill_tokens": PREFILL_TOKENS,
+            "guesses_per_row": MAX_DRAFT if greedy_guesses else 0, "guess_token_cost": TOKEN_COST,
+            "linear_weights": "prepacked (oneDNN)" if can_pack(model) else "as loaded"}
 
 
 @dataclass
@@ -73,10 +85,12 @@ class _Slot:
 @torch.inference_mode()
 def generate_stream(model, tokenizer, requests: Sequence[Request], sampling: Sampling, eos_ids: Sequence[int],
                     pad_id: int | None, slots: int = 16, prefill_tokens: int = PREFILL_TOKENS,
-                    guesses: bool = True, trace: list | None = None) -> Iterator[tuple[int, Output]]:
+                    guesses: bool = True, packed: bool = True, trace: list | None = None
+                    ) -> Iterator[tuple[int, Output]]:
     """(request index, output) for every request, in the order rows end. guesses: let greedy rows
-    verify guesses from their context (lookahead.py). `trace`, if given, receives the scheduler's
-    events (admit/finish/move, step, slot, row)."""
+    verify guesses from their context (lookahead.py); packed: on a CPU, linear layers with prepacked
+    weights (packed.py). `trace`, if given, receives the scheduler's events (admit/finish/move, step,
+    slot, row)."""
     if not requests:
         return
     if any(not r.prompt for r in requests):
@@ -87,6 +101,7 @@ def generate_stream(model, tokenizer, requests: Sequence[Request], sampling: Sam
     if engine_name(model) == "padded":
         yield from _padded(model, tokenizer, requests, sampling, eos_ids, pad, slots)
         return
+    slots = min(slots, len(requests))  # no cache for slots that would never be used
     sched = Scheduler([len(r.prompt) for r in requests], slots)
     guesses = guesses and not sampling.do_sample and not sampling.min_new_tokens
     longest = max(len(r.prompt) for r in requests) + sampling.max_new_tokens
@@ -97,6 +112,9 @@ def generate_stream(model, tokenizer, requests: Sequence[Request], sampling: Sam
         no_eos = torch.zeros(hf_model(model).config.vocab_size, dtype=torch.bool, device=stepper.device)
         no_eos[sorted(eos)] = True
     table: list[_Slot | None] = [None] * slots  # the row in each slot
+    cleanup = contextlib.ExitStack()
+    if packed:
+        cleanup.enter_context(packed_linears(model, slots))
     try:
         while True:
             # 1. admit
@@ -151,6 +169,7 @@ def generate_stream(model, tokenizer, requests: Sequence[Request], sampling: Sam
                     stepper.cache.copy(src, dst, table[src].length)
                     table[dst], table[src] = table[src], None
     finally:
+        cleanup.close()
         if trace is not None:
             trace.extend(sched.trace)
 
@@ -210,10 +229,18 @@ def _padded(model, tokenizer, requests, sampling, eos_ids, pad, slots) -> Iterat
 
 
 def generate_batch(model, tokenizer, prompts: Sequence[Sequence[int]], sampling: Sampling, rule, eos_ids,
-                   pad_id: int | None, seeds: Sequence[int] | None = None, slots: int | None = None) -> list[Output]:
-    """Outputs of `prompts` in their order (one stop rule for all; slots: len(prompts) by default)."""
-    reqs = [Request(tuple(p), rule, None if seeds is None else seeds[i]) for i, p in enumerate(prompts)]
+                   pad_id: int | None, seeds: Sequence[int] | None = None, slots: int | None = None,
+                   on_output: Callable[[int, Output], None] | None = None, **options) -> list[Output]:
+    """Outputs of `prompts` in their order. rule: one stop rule (or None) for every row, or a list with
+    one per row; seeds: one per row when sampling; slots: len(prompts) by default. on_output(i, output)
+    is called as soon as row i ends, before this returns (for writing results while others decode).
+    options: `generate_stream`'s (guesses, packed, prefill_tokens, trace)."""
+    rules = list(rule) if isinstance(rule, (list, tuple)) else [rule] * len(prompts)
+    reqs = [Request(tuple(p), rules[i], None if seeds is None else seeds[i]) for i, p in enumerate(prompts)]
     out: list[Output | None] = [None] * len(reqs)
-    for i, o in generate_stream(model, tokenizer, reqs, sampling, eos_ids, pad_id, slots or max(len(reqs), 1)):
+    for i, o in generate_stream(model, tokenizer, reqs, sampling, eos_ids, pad_id, slots or max(len(reqs), 1),
+                                **options):
         out[i] = o
+        if on_output is not None:
+            on_output(i, o)
     return out  # type: ignore[return-value]

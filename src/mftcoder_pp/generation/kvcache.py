@@ -1,7 +1,7 @@
 """A KV cache with one preallocated place per decoding slot, for continuous batching.
 
 Every layer holds keys and values in two buffers of shape (slots, kv_heads, capacity, head_dim),
-allocated once for the longest prompt + max_new_tokens. Slot s keeps its row's positions 0..n_s-1 from
+allocated once for the longest prompt + max_new_tokens (+ room for guesses). Slot s keeps its row's positions 0..n_s-1 from
 index 0, so rows of different lengths sit side by side without padding in front, and a row that
 joins in the middle of a run starts at 0 in its own slot.
 
@@ -41,8 +41,8 @@ class SlotCache(Cache):
         self.slots, self.capacity = slots, capacity
         self.k: list[torch.Tensor | None] = [None] * num_layers  # (slots, kv_heads, capacity, head_dim)
         self.v: list[torch.Tensor | None] = [None] * num_layers
-        self._rows: torch.Tensor | None = None  # (b,) rows of this decoding step
-        self._pos: torch.Tensor | None = None  # (b,) where each row writes
+        self._rows: torch.Tensor | None = None  # (b, 1) the slots of this decoding step
+        self._pos: torch.Tensor | None = None  # (b, q) where each row writes its q tokens
         self._kv_len = 0
 
     def _alloc(self, layer: int, like: torch.Tensor) -> None:

@@ -1,0 +1,69 @@
+"""Linear layers with prepacked weights for decoding on a CPU.
+
+Why: on the CPU, PyTorch runs a float32 `nn.Linear` through MKL's sgemm, which is slow for the few
+rows of a decoding step (one token per slot): its time for 4 rows is twice its time for one. oneDNN
+can reorder a weight once into the blocked layout its kernels read and then multiply by it
+directly. Measured on the 2-CPU development machine, one thread, float32: SmolLM2's
+1536x576 projections 0.30 ms against 0.42 ms at 16 rows, its 49152x576 output head 10.7 ms against
+24.6 ms, and a whole HumanEval run at batch 16 18 % less CPU time, with the same 64 completions
+(docs/generate.md).
+
+`packed_linears(model)` gives every plain `nn.Linear` of the model (adapters' included) a packed copy
+of its weight and a forward that uses it, for the duration of the block; afterwards the modules are
+as before. The copies cost the linear weights' memory once more, so it is only done on the CPU, in
+float32 or bfloat16, and when that memory is available.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import types
+from typing import Iterator
+
+import torch
+
+
+def _available_bytes() -> int:
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return 0
+
+
+def _packed_forward(weight: torch.Tensor, bias: torch.Tensor | None):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = torch.ops.mkldnn._linear_pointwise(x.reshape(-1, x.shape[-1]), weight, bias, "none", [], "")
+        return y.reshape(*x.shape[:-1], y.shape[-1])
+    return forward
+
+
+def linears(model) -> list[torch.nn.Linear]:
+    """The plain `nn.Linear` modules that can be packed (CPU, float32/bfloat16 weights)."""
+    return [m for m in model.modules() if type(m) is torch.nn.Linear and m.weight.device.type == "cpu"
+            and m.weight.dtype in (torch.float32, torch.bfloat16)]
+
+
+def can_pack(model) -> bool:
+    mods = linears(model)
+    if not mods or not torch.backends.mkldnn.is_available() or not hasattr(torch.ops.mkldnn, "_reorder_linear_weight"):
+        return False
+    needed = sum(m.weight.numel() * m.weight.element_size() for m in mods)
+    return 2 * needed < _available_bytes()
+
+
+@contextlib.contextmanager
+def packed_linears(model, rows_hint: int = 16) -> Iterator[bool]:
+    """Within the block the model's linear layers use prepacked weights (yields whether they do)."""
+    mods = [m for m in linears(model) if "forward" not in vars(m)] if can_pack(model) else []  # not packed yet
+    done = []
+    try:
+        for m in mods:
+            w = torch.ops.mkldnn._reorder_linear_weight(m.weight.detach(), rows_hint)
+            b = None if m.bias is None else m.bias.detach()
+            m.forward = types.MethodType(_packed_forward(w, b), m)
+            done.append(m)
+        yield bool(done)
+    finally:
+        for m in done:
+            del m.forward  # back to nn.Linear.forward
