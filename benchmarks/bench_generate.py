@@ -89,7 +89,7 @@ def run_hf(model, tok, texts, batch, args, rule, eos) -> tuple[list[str], int]:
 def run_ours(model, tok, prompts, batch, args, rule, eos) -> tuple[list[str], int]:
     reqs = [Request(tuple(p), rule) for p in prompts]
     out = dict(generate_stream(model, tok, reqs, Sampling(max_new_tokens=args.max_new_tokens), sorted(eos),
-                               tok.pad_token_id, slots=batch, guesses=args.guesses))
+                               tok.pad_token_id, slots=batch, guesses=args.guesses, packed=args.packed))
     return [out[i].text for i in range(len(prompts))], sum(out[i].num_tokens for i in range(len(prompts)))
 
 
@@ -123,12 +123,16 @@ def main() -> None:
     ap.add_argument("--max-new-tokens", type=int, default=256)
     ap.add_argument("--batch-sizes", default="8,16,32,64")
     ap.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32")
+    ap.add_argument("--ours-dtype", choices=("float32", "bfloat16"), default=None,
+                    help="run ours in another precision than HF (a second copy of the model; default: --dtype)")
     ap.add_argument("--repeats", type=int, default=1, help="runs of each side per batch size (median reported)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads for both sides (0: torch's default)")
     ap.add_argument("--hf-continuous", action="store_true",
                     help="also time transformers' continuous batching (generate_batch; no stop strings)")
     ap.add_argument("--no-guesses", dest="guesses", action="store_false",
                     help="ours without guesses verified from the rows' context (generation/lookahead.py)")
+    ap.add_argument("--no-packed", dest="packed", action="store_false",
+                    help="ours without prepacked linear weights (generation/packed.py)")
     ap.add_argument("--sides", default="hf,ours", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.threads:
@@ -143,6 +147,9 @@ def main() -> None:
     print(f"load average (1/5/15 min) at start: {load()}")
 
     model, tok = load_for_inference(args.model, dtype=getattr(torch, args.dtype), attn_implementation="sdpa")
+    ours_dtype = args.ours_dtype or args.dtype
+    ours_model = model if ours_dtype == args.dtype else load_for_inference(
+        args.model, dtype=getattr(torch, ours_dtype), attn_implementation="sdpa")[0]
     tok.padding_side = "left"
     bench = get_benchmark(args.benchmark)
     tasks = bench.tasks()[:args.limit]
@@ -155,12 +162,13 @@ def main() -> None:
     rule = stop_rule("python", bench.completion_is_full_program)
     eos = set(eos_token_ids(model, tok))
     lengths = [len(p) for p in prompts]
-    print(f"model: {args.model} ({sum(p.numel() for p in model.parameters()) / 1e6:.0f}M parameters, {args.dtype}); "
+    print(f"model: {args.model} ({sum(p.numel() for p in model.parameters()) / 1e6:.0f}M parameters; HF in "
+          f"{args.dtype}, ours in {ours_dtype}); "
           f"{len(prompts)} prompts of {args.benchmark} ({min(lengths)}-{max(lengths)} tokens, completion format), "
           f"greedy, max {args.max_new_tokens} new tokens, stops {list(rule.sequences)}, EOS {sorted(eos)}")
 
     sides = {"hf": ("HF generate", lambda b: run_hf(model, tok, texts, b, args, rule, eos)),
-             "ours": ("mftpp generate", lambda b: run_ours(model, tok, prompts, b, args, rule, eos))}
+             "ours": ("mftpp generate", lambda b: run_ours(ours_model, tok, prompts, b, args, rule, eos))}
     if args.hf_continuous:
         sides["hfcb"] = ("HF generate_batch", lambda b: run_hf_continuous(model, tok, prompts, b, args, rule, eos))
     order = [s for s in args.sides.split(",") if s in sides] + (["hfcb"] if args.hf_continuous else [])
