@@ -348,6 +348,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--child")
     p.add_argument("--steps", type=int, default=6, help="timed optimizer steps per run")
+    p.add_argument("--module-steps", type=int, default=12,
+                   help="timed steps of the modules row (a multiple of DAGG's every 4: its cost amortised exactly)")
     p.add_argument("--warmup", type=int, default=2, help="untimed steps before them")
     p.add_argument("--repeats", type=int, default=2, help="runs per side, alternating")
     p.add_argument("--rows", default="all,6l,modules")
@@ -359,7 +361,7 @@ def main(argv: list[str] | None = None) -> int:
         child(args.child)
         return 0
     if args.quick:
-        args.steps, args.warmup, args.repeats = 2, 1, 1
+        args.steps, args.warmup, args.repeats, args.module_steps = 2, 1, 1, 4
     t0 = time.perf_counter()
     import torch
     import transformers
@@ -377,19 +379,25 @@ def main(argv: list[str] | None = None) -> int:
     rows = args.rows.split(",")
     common = {"threads": args.threads, "workspace": ws, "steps": total}
     lines: list[str] = []
+    per_step: list[str] = []
 
-    def alternate(specs: dict[str, dict]) -> dict[str, dict]:
+    def alternate(specs: dict[str, dict], title: str, steps: int = total) -> dict[str, dict]:
         names, runs = list(specs), {n: [] for n in specs}
         for rep in range(args.repeats):
             for n in (names if rep % 2 == 0 else names[::-1]):
-                runs[n].append(launch({**common, **specs[n]}, work, f"{n.replace(' ', '_')}.{rep}"))
-        return {n: best(r, args.warmup) for n, r in runs.items()}
+                runs[n].append(launch({**common, "steps": steps, **specs[n]}, work, f"{n.replace(' ', '_')}.{rep}"))
+        sides = {n: best(r, args.warmup) for n, r in runs.items()}
+        for n, side in sides.items():
+            per_step.append(f"| {title} | {n} | {' '.join(f'{x:.2f}' for x in side['cpu'])} | "
+                            f"{' '.join(str(t) for t in side['targets'])} |")
+        return sides
 
     if "all" in rows:
         cfg = our_config(ws, str(work / "ours_all"), steps=total, lora=LORA)
+        title = "LoRA r8, all 30 layers"
         sides = alternate({"TRL": {"kind": "trl", "config": cfg, "lora_layers": None},
-                           "ours": {"kind": "ours", "config": cfg}})
-        lines += compare("LoRA r8, all 30 layers", sides, "TRL", "")
+                           "ours": {"kind": "ours", "config": cfg}}, title)
+        lines += compare(title, sides, "TRL", "")
     cache_dir = str(ws_root / "prefix_cache")
     if "6l" in rows:
         lora6 = {**LORA, "layers": 6}
@@ -399,34 +407,42 @@ def main(argv: list[str] | None = None) -> int:
         for name, cfg in (("fill_6l", warm), ("fill_6l_bf16_attention", warm16)):
             fill = launch({**common, "kind": "fill", "config": cfg}, work, name)
             print(f"  prefix cache filled: {fill['examples']} examples in {fill['seconds']:.1f} s", file=sys.stderr)
+        title = "LoRA r8, top 6 layers"
         sides = alternate({"TRL": {"kind": "trl", "config": cold, "lora_layers": 6},
                            "ours, frozen prefix (cold)": {"kind": "ours", "config": cold},
                            "ours, frozen prefix (cache warm)": {"kind": "ours", "config": warm},
-                           "ours, cache warm, attention in bf16": {"kind": "ours", "config": warm16}})
-        lines += compare("LoRA r8, top 6 layers", sides, "TRL", "")
+                           "ours, cache warm, attention in bf16": {"kind": "ours", "config": warm16}}, title)
+        lines += compare(title, sides, "TRL", "")
     if "attention" in rows:  # optional (not in the default rows): attention precision with LoRA on all layers
         fp32 = our_config(ws, str(work / "ours_att32"), steps=total, lora=LORA)
         bf16 = our_config(ws, str(work / "ours_att16"), steps=total, lora=LORA, speed={"attention": "autocast"})
+        title = "attention precision, LoRA all layers"
         sides = alternate({"ours, attention in bf16": {"kind": "ours", "config": bf16},
-                           "ours, attention in fp32 (default)": {"kind": "ours", "config": fp32}})
-        lines += compare("attention precision, LoRA all layers", sides, "ours, attention in bf16", "")
+                           "ours, attention in fp32 (default)": {"kind": "ours", "config": fp32}}, title)
+        lines += compare(title, sides, "ours, attention in bf16", "")
     if "modules" in rows:
-        pp = smollm2_config(ws, str(work / "mftpp"), steps=total, plain=False, cache_dir=cache_dir)
-        plain = smollm2_config(ws, str(work / "plain"), steps=total, plain=True, cache_dir=cache_dir)
-        first = launch({**common, "kind": "ours", "config": pp}, work, "mftpp_draws")  # the tasks ATDS draws
+        steps = args.warmup + args.module_steps
+        pp = smollm2_config(ws, str(work / "mftpp"), steps=steps, plain=False, cache_dir=cache_dir)
+        plain = smollm2_config(ws, str(work / "plain"), steps=steps, plain=True, cache_dir=cache_dir)
+        first = launch({**common, "steps": steps, "kind": "ours", "config": pp}, work, "mftpp_draws")  # ATDS's tasks
         replay = {"replay_of": pp, "replay_tasks": first["tasks"]}
         launch({**common, "kind": "fill", "config": pp, **replay}, work, "fill_modules")
+        title = "smollm2_sft.yaml: MFTCoder++ vs plain"
         sides = alternate({"plain LoRA (6L)": {"kind": "ours", "config": plain, **replay},
-                           "MFTCoder++ (6L)": {"kind": "ours", "config": pp}})
-        lines += compare("smollm2_sft.yaml: MFTCoder++ vs plain", sides, "plain LoRA (6L)", "")
+                           "MFTCoder++ (6L)": {"kind": "ours", "config": pp}}, title, steps)
+        lines += compare(title, sides, "plain LoRA (6L)", "")
 
     print(f"## Training speed on SmolLM2-135M-Instruct: ours vs TRL {trl.__version__} SFTTrainer (CPU)\n")
     print(f"batch {BATCH}, max_length {MAX_LENGTH}, bf16 autocast; {args.warmup} warm-up + {args.steps} timed steps per "
-          f"run, {args.repeats} runs per side alternating (per step, the fastest run); identical batches on both sides\n")
+          f"run ({args.module_steps} in the modules row), {args.repeats} runs per side alternating (per step, the fastest "
+          f"run); identical batches on both sides\n")
     print("| comparison | side | s/step (wall) | s/step (CPU) | target tok/s (wall) | target tok/CPU-s | peak RSS (GB) | "
           "speed-up vs first row (wall) | (CPU) | median per-step ratio (CPU) | RSS vs first row | loss step 1 / last |")
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
     print("\n".join(lines))
+    print("\n### CPU seconds of each timed step (the fastest run) and its target tokens\n")
+    print("| comparison | side | CPU s per step | target tokens per step |\n|---|---|---|---|")
+    print("\n".join(per_step))
     print(f"\nload average at end: {load()}; total {time.perf_counter() - t0:.0f} s")
     if not args.workspace:
         shutil.rmtree(ws_root, ignore_errors=True)

@@ -237,7 +237,7 @@ def _decode_rows(mdl, tok, rows, rules, sampling, eos_ids, seed, batch_size, hmd
             outs = engine.generate_batch(mdl, tok, [rows[i][2] for i in members], sampling,
                                          [rules[rows[i][0].language] for i in members], eos_ids, tok.pad_token_id,
                                          seeds=seeds, slots=batch_size, on_output=deliver)
-        for k, out in enumerate(outs):  # rows a caller-supplied decoder returned without reporting
+        for k, out in enumerate(outs):  # rows returned but not reported (a decoder stubbed in tests)
             deliver(k, out)
 
 
