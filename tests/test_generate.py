@@ -278,6 +278,51 @@ def test_completion_prompts_end_at_the_code_and_completions_continue_the_raw_pro
     assert meta_of(tmp_path / "i")["prompt_trailing_whitespace"] == "kept"
 
 
+CHAT_TEMPLATE = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+                 "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
+
+
+def test_chat_prompts_use_the_tokenizer_template_and_start_the_answer_with_the_code():
+    tok = tiny_tokenizer()
+    tok.chat_template = CHAT_TEMPLATE
+    he = get_benchmark("humaneval").tasks()[0]
+    p = build_prompt(he, "chat", False, tokenizer=tok)
+    user = f"{default_instruction('python')}\n\n```python\n{he.prompt.rstrip()}\n```"
+    assert p == f"<|im_start|>user\n{user}<|im_end|>\n<|im_start|>assistant\n```python\n{he.prompt}"
+    mbpp = get_benchmark("mbpp").tasks()[0]
+    p = build_prompt(mbpp, "chat", False, full_program=True, tokenizer=tok)
+    assert p.endswith("<|im_start|>assistant\n```python\n") and "assert " in p and p.count(mbpp.instruction) == 1
+    with pytest.raises(ValueError, match="chat template"):
+        build_prompt(he, "chat", False, tokenizer=tiny_tokenizer())
+
+
+def test_chat_format_generates_after_the_template_and_needs_one(tmp_path, model_dir, monkeypatch):
+    import shutil
+
+    import mftcoder_pp.generation.engine as engine
+    from mftcoder_pp.generation.engine import Output
+    with pytest.raises(GenerationError, match="no chat template"):
+        generate(model_dir, "synthetic-python", str(tmp_path / "none"), limit=1, prompt_format="chat", **FAST)
+    chat_dir = tmp_path / "chat_model"
+    shutil.copytree(model_dir, chat_dir)
+    tok = tiny_tokenizer()
+    tok.chat_template = CHAT_TEMPLATE
+    tok.save_pretrained(chat_dir)
+    seen = []
+
+    def fake_batch(model, tokenizer, prompts, *args, **kwargs):
+        seen.extend(tokenizer.decode(p) for p in prompts)
+        return [Output("\n    return 1\n```", 3, "stop") for _ in prompts]
+
+    monkeypatch.setattr(engine, "generate_batch", fake_batch)
+    meta = generate(str(chat_dir), "synthetic-python", str(tmp_path / "c"), limit=1, prompt_format="chat",
+                    language_prefix="off", **FAST)
+    task = get_benchmark("synthetic-python").tasks()[0]
+    assert seen == [build_prompt(task, "chat", False, tokenizer=tok).rstrip()]
+    assert meta["prompt_format"] == "chat" and meta["prompt_trailing_whitespace"] == "held back"
+    assert rows_of(tmp_path / "c")[0]["completion"].startswith("    return 1\n")
+
+
 def test_language_prefix_auto():
     with_tokens, without = tiny_tokenizer(), tiny_tokenizer(language_tokens=False)
     assert resolve_language_prefix("auto", with_tokens, ["python", "go"]) == {"python": True, "go": True}

@@ -188,10 +188,11 @@ def build_parser() -> argparse.ArgumentParser:
     gn.add_argument("--temperature", type=float, default=0.0, help="0 = greedy")
     gn.add_argument("--top-p", type=float, default=0.95, help="nucleus sampling (when sampling)")
     gn.add_argument("--max-new-tokens", type=int, default=256)
-    gn.add_argument("--batch-size", type=int, default=16, help="sequences per generate call")
+    gn.add_argument("--batch-size", type=int, default=16, help="decoding slots (rows decoded together)")
     gn.add_argument("--limit", type=int, default=None, help="only the first N tasks")
-    gn.add_argument("--prompt-format", choices=("instruct", "completion"), default="instruct",
-                    help="instruct: the training schema; completion: the raw prompt (base models)")
+    gn.add_argument("--prompt-format", choices=("instruct", "completion", "chat"), default="instruct",
+                    help="instruct: the training schema; completion: the raw prompt (base models); "
+                         "chat: the tokenizer's chat template, the answer started with the prompt's code")
     gn.add_argument("--language-prefix", choices=("auto", "on", "off"), default="auto",
                     help="start prompts with the language token (auto: when the tokenizer has it)")
     gn.add_argument("--seed", type=int, default=0)

@@ -34,8 +34,8 @@ from .benchmarks import Task, get_benchmark
 from .data.encoding import leading_special_ids, prompt_ids
 from .data.records import json_objects
 from .data.prompts import TEMPLATES
-from .generation.prompts import (PREFIX_MODES, PROMPT_FORMATS, build_prompt, rejoin, resolve_language_prefix,
-                                 split_trailing_space)
+from .generation.prompts import (PREFIX_MODES, PROMPT_FORMATS, build_prompt, has_chat_template, rejoin,
+                                 resolve_language_prefix, split_trailing_space)
 from .generation.stops import stop_rule
 from .progress import Progress
 from .provenance import provenance, write_json as _write_json
@@ -142,6 +142,9 @@ def generate(model: str, benchmark: str, out: str, n: int = 1, temperature: floa
     languages = list(dict.fromkeys(t.language for t in tasks))
     prefix = resolve_language_prefix(language_prefix, tok, languages)
     rules = {lang: stop_rule(lang, full_program) for lang in languages}
+    if prompt_format == "chat" and not has_chat_template(tok):
+        raise GenerationError(f"--prompt-format chat: the tokenizer of {model} has no chat template "
+                              f"(use --prompt-format completion or instruct)")
     hmd_langs = hmd_languages(mdl)
     if hmd_langs is not None and (missing := [lang for lang in languages if lang not in hmd_langs]):
         raise GenerationError(f"the model's HMD-Fusion adapter has no branch for {', '.join(missing)} "
@@ -154,7 +157,7 @@ def generate(model: str, benchmark: str, out: str, n: int = 1, temperature: floa
         "model": os.path.abspath(model), "benchmark": bench.name, "n": n, "temperature": temperature,
         "do_sample": sampling.do_sample, "top_p": sampling.top_p, "top_k": 0, "max_new_tokens": max_new_tokens,
         "prompt_format": prompt_format, "prompt_template": TEMPLATES[0] if prompt_format == "instruct" else None,
-        "prompt_trailing_whitespace": "held back" if prompt_format == "completion" else "kept",
+        "prompt_trailing_whitespace": "kept" if prompt_format == "instruct" else "held back",
         "language_prefix": language_prefix, "language_prefix_by_language": prefix,
         "stop_sequences": {lang: r.to_dict() for lang, r in rules.items()}, "stop_rule": STOP_RULE_TEXT,
         "completion_is_full_program": full_program, "eos_token_ids": eos_ids, "seed": seed, "dtype": dtype,
@@ -178,10 +181,10 @@ def generate(model: str, benchmark: str, out: str, n: int = 1, temperature: floa
     rows: list[tuple[Task, int, list[int], str]] = []  # (task, sample index, prompt ids, held-back whitespace)
     lead = meta["prompt_leading_special_ids"] = leading_special_ids(tok)  # BOS as in training (data/encoding.py)
     for t in pending:
-        text, held = build_prompt(t, prompt_format, prefix[t.language], full_program), ""
-        if prompt_format == "completion":
+        text, held = build_prompt(t, prompt_format, prefix[t.language], full_program, tok), ""
+        if prompt_format != "instruct":
             text, held = split_trailing_space(text)
-        ids = prompt_ids(tok, text, lead)
+        ids = prompt_ids(tok, text, [] if _starts_with_bos(tok, text) else lead)
         rows += [(t, j, ids, held) for j in range(n)]
     buffered: dict[str, list[dict]] = {}
     start = time.monotonic()
@@ -239,6 +242,12 @@ def _decode_rows(mdl, tok, rows, rules, sampling, eos_ids, seed, batch_size, hmd
                                          seeds=seeds, slots=batch_size, on_output=deliver)
         for k, out in enumerate(outs):  # rows returned but not reported (a decoder stubbed in tests)
             deliver(k, out)
+
+
+def _starts_with_bos(tokenizer, text: str) -> bool:
+    """Whether a text (a rendered chat template) already holds the BOS the encoding would add."""
+    bos = getattr(tokenizer, "bos_token", None)
+    return bool(bos) and text.startswith(bos)
 
 
 def eos_token_ids(model, tokenizer) -> list[int]:

@@ -60,7 +60,7 @@ class EvaluationConfig:
     timeout: float = 5.0
     # Every row, the base included, is prompted the same way: the base is pretrained on the instruct
     # rendering too (data.pretrain_formats), so format is never what separates two rows.
-    prompt_format: Literal["instruct", "completion"] = "instruct"
+    prompt_format: Literal["instruct", "completion", "chat"] = "instruct"
 
 
 @dataclass(frozen=True)

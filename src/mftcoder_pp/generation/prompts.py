@@ -12,6 +12,13 @@
   has none (HumanEval, HumanEval-X); input = the task's prompt (the code the completion continues).
   Benchmarks whose completion is a whole program (MBPP): instruction = the problem statement and
   input = the tests the program must pass (the statement is not repeated).
+- `chat` (instruction-tuned models with a chat template, e.g. SmolLM2-Instruct): one user message,
+  the instruct format's instruction and its input in a fenced code block, rendered by the tokenizer's
+  own chat template with the assistant's turn opened; the assistant's answer is started for it with
+  the code fence and the task's prompt (as evalplus and bigcode-evaluation-harness's instruct tasks
+  start the response), so the completion continues the same code as in `completion` and is judged
+  alike; the closing fence ends it (every language's stop rule has it). Whole-program benchmarks
+  start the answer with the fence alone.
 """
 
 from __future__ import annotations
@@ -19,7 +26,7 @@ from __future__ import annotations
 from ..benchmarks.base import Task
 from ..data.prompts import display_name, language_token, render_prompt
 
-PROMPT_FORMATS = ("instruct", "completion")
+PROMPT_FORMATS = ("instruct", "completion", "chat")
 PREFIX_MODES = ("auto", "on", "off")
 MBPP_TESTS_MARKER = "Your code should pass these tests:"
 
@@ -36,9 +43,29 @@ def task_instruction_and_input(task: Task, full_program: bool) -> tuple[str, str
     return task.instruction or default_instruction(task.language), task.prompt
 
 
-def build_prompt(task: Task, prompt_format: str, language_prefix: bool, full_program: bool = False) -> str:
+def has_chat_template(tokenizer) -> bool:
+    return bool(getattr(tokenizer, "chat_template", None))
+
+
+def chat_prompt(task: Task, tokenizer, full_program: bool) -> str:
+    """The `chat` format's text: the tokenizer's chat template around one user message, then the
+    start of the assistant's answer (a fence, and the task's code unless it is a whole program)."""
+    instruction, inp = task_instruction_and_input(task, full_program)
+    fence = "```" + task.language
+    user = f"{instruction}\n\n{fence}\n{inp.rstrip()}\n```"
+    text = tokenizer.apply_chat_template([{"role": "user", "content": user}], tokenize=False,
+                                         add_generation_prompt=True)
+    return f"{text}{fence}\n" + ("" if full_program else task.prompt)
+
+
+def build_prompt(task: Task, prompt_format: str, language_prefix: bool, full_program: bool = False,
+                 tokenizer=None) -> str:
     if prompt_format == "completion":
         return (language_token(task.language) if language_prefix else "") + task.prompt
+    if prompt_format == "chat":
+        if tokenizer is None or not has_chat_template(tokenizer):
+            raise ValueError("prompt format 'chat' needs a tokenizer with a chat template")
+        return chat_prompt(task, tokenizer, full_program)
     if prompt_format != "instruct":
         raise ValueError(f"unknown prompt format {prompt_format!r}; known: {', '.join(PROMPT_FORMATS)}")
     instruction, inp = task_instruction_and_input(task, full_program)
