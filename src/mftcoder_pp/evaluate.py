@@ -20,6 +20,7 @@ from pathlib import Path
 
 from .benchmarks import KNOWN_ISSUES, Benchmark, get_benchmark
 from .data.records import json_objects
+from .defaults import EVALUATE as D
 from .execution.cache import VerdictCache, verdict_key
 from .execution.judge import JudgeLimits
 from .execution.toolchains import Toolchains
@@ -88,8 +89,9 @@ def reference_samples(benchmark: Benchmark) -> list[Sample]:
 
 
 def evaluate(benchmark: str, out: str, samples: str | None = None, references: bool = False,
-             k: tuple[int, ...] = (1, 10, 100), workers: int | None = None, num_shards: int = 1,
-             shard_index: int = 0, isolation: str = "auto", timeout: float = 10.0, memory_mb: int = 2048,
+             k: tuple[int, ...] = D.k, workers: int | None = None, num_shards: int = D.num_shards,
+             shard_index: int = D.shard_index, isolation: str = D.isolation, timeout: float = D.timeout,
+             memory_mb: int = D.memory_mb,
              python: str | None = None, progress: bool = True, python_fork_server: bool = True,
              label: str = "evaluate", verdict_cache: str | Path | None = None) -> dict:
     """Evaluate samples (or the references) of `benchmark`; returns the summary written to out/summary.json.

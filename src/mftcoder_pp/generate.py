@@ -34,6 +34,7 @@ from .benchmarks import Task, get_benchmark
 from .data.encoding import leading_special_ids, prompt_ids
 from .data.records import json_objects
 from .data.prompts import TEMPLATES
+from .defaults import GENERATE as D
 from .generation.prompts import (PREFIX_MODES, PROMPT_FORMATS, build_prompt, has_chat_template, rejoin,
                                  resolve_language_prefix, split_trailing_space)
 from .generation.stops import stop_rule
@@ -106,10 +107,11 @@ def select_tasks(tasks: list[Task], limit: int | None, num_shards: int, shard_in
     return [t for i, t in enumerate(tasks) if i % num_shards == shard_index]
 
 
-def generate(model: str, benchmark: str, out: str, n: int = 1, temperature: float = 0.0, top_p: float = 0.95,
-             max_new_tokens: int = 256, batch_size: int = 16, limit: int | None = None,
-             prompt_format: str = "instruct", language_prefix: str = "auto", seed: int = 0,
-             dtype: str = "float32", num_shards: int = 1, shard_index: int = 0, device: str = "auto",
+def generate(model: str, benchmark: str, out: str, n: int = D.n, temperature: float = D.temperature,
+             top_p: float = D.top_p, max_new_tokens: int = D.max_new_tokens, batch_size: int = D.batch_size,
+             limit: int | None = None, prompt_format: str = D.prompt_format,
+             language_prefix: str = D.language_prefix, seed: int = D.seed, dtype: str = D.dtype,
+             num_shards: int = D.num_shards, shard_index: int = D.shard_index, device: str = D.device,
              attn_implementation: str = "sdpa", progress: bool = True, spread: bool = False,
              label: str = "generate") -> dict:
     """Generate n completions per task of `benchmark` into out/samples.jsonl; returns the metadata
