@@ -263,3 +263,16 @@ def test_packed_linear_weights_change_nothing_and_are_undone(model, tok, prompts
     unpacked = dict(generate_stream(model, tok, [Request(tuple(p)) for p in prompts], GREEDY, [], tok.pad_token_id,
                                     slots=3, packed=False))
     assert [unpacked[i].token_ids for i in range(len(prompts))] == alone
+
+
+@pytest.mark.parametrize("slots", [3, 4])
+def test_rows_ending_together_while_one_waits_leave_no_hole(model, tok, prompts, alone, slots):
+    """Several rows end at one step while fewer rows wait than end: the slots left free must not sit
+    between occupied ones at the next step (every EOS choice below is a different ending pattern)."""
+    candidates = sorted({t for r in alone for t in r[:NEW - 1]})
+    for eos in candidates:
+        got = dict(generate_stream(model, tok, [Request(tuple(p)) for p in prompts], GREEDY, [eos],
+                                   tok.pad_token_id, slots=slots))
+        for i, ref in enumerate(alone):
+            end = ref.index(eos) + 1 if eos in ref else None
+            assert got[i].token_ids == (ref[:end] if end else ref), (eos, i)

@@ -125,10 +125,16 @@ def generate_stream(model, tokenizer, requests: Sequence[Request], sampling: Sam
                                  StopWatch(tokenizer, req.rule), row_generator(req.seed) if sampling.do_sample else None,
                                  lookahead.NgramIndex(req.prompt) if guesses else None)
             _fill(stepper, table, [s for s, _ in admitted], pad, prefill_tokens)
+            # 2. compact: once no row waits, the rows left move down into the freed slots (the step
+            # decodes slots 0..active-1; rows that ended together can outnumber the rows admitted)
+            if not sched.waiting:
+                for src, dst in sched.compact():
+                    stepper.cache.copy(src, dst, table[src].length)
+                    table[dst], table[src] = table[src], None
             b = sched.active
             if b == 0:
                 break
-            # 2. decode (with guesses to verify when they are expected to pay)
+            # 3. decode (with guesses to verify when they are expected to pay)
             live = table[:b]
             drafts = [[] for _ in live]
             if guesses:
@@ -139,7 +145,7 @@ def generate_stream(model, tokenizer, requests: Sequence[Request], sampling: Sam
             q = 1 + max(len(d) for d in drafts)
             inputs = [[st.next_input, *d] + [st.next_input] * (q - 1 - len(d)) for st, d in zip(live, drafts)]
             logits = stepper.decode(inputs, [st.length for st in live])  # (b, q, V)
-            # 3. choose, check, yield
+            # 4. choose, check, yield
             new = _choose(logits, live, drafts, sampling, no_eos)
             sched.step += 1
             for s, (st, tokens) in enumerate(zip(live, new)):
@@ -163,11 +169,6 @@ def generate_stream(model, tokenizer, requests: Sequence[Request], sampling: Sam
                 yield st.row, finish(tokenizer, st.generated, reason, requests[st.row].rule)
                 sched.finish(s)
                 table[s] = None
-            # 4. compact
-            if not sched.waiting:
-                for src, dst in sched.compact():
-                    stepper.cache.copy(src, dst, table[src].length)
-                    table[dst], table[src] = table[src], None
     finally:
         cleanup.close()
         if trace is not None:
