@@ -386,17 +386,9 @@ def profile_ours(cfg, batches: list[list], steps: int = 3, top: int = 12) -> Non
 def fp32_attention():
     """What-if, in this process only: the SDPA attention of every model runs in float32 with autocast off
     (CPU's bf16 flash-attention kernels are slower than its fp32 ones), its output cast back."""
-    from transformers.integrations.sdpa_attention import sdpa_attention_forward
     from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 
-    def forward(module, query, key, value, attention_mask, **kwargs):
-        dtype = torch.promote_types(query.dtype, value.dtype)
-        if attention_mask is not None and attention_mask.is_floating_point():
-            attention_mask = attention_mask.float()
-        with torch.autocast(query.device.type, enabled=False):
-            out, weights = sdpa_attention_forward(module, query.float(), key.float(), value.float(), attention_mask,
-                                                  **kwargs)
-        return out.to(dtype), weights
+    from mftcoder_pp.model.attention import _sdpa_fp32 as forward  # what `speed.attention: fp32` runs
 
     had = "sdpa" in ALL_ATTENTION_FUNCTIONS._local_mapping
     old = ALL_ATTENTION_FUNCTIONS._local_mapping.get("sdpa")
