@@ -108,8 +108,8 @@ def real_demo_configs(out: Path, scale: float = 1.0) -> dict[str, dict]:
     return {"prepare_sft": prep, "tokenizer": tok, "sft": sft, "experiment": experiment}
 
 
-# The real demo's SFT length and rate: those chosen on synthetic-transfer-dev by the pilot of
-# configs/experiment/cpu_smollm2.yaml (docs/real_model.md), so the demo needs no pilot of its own.
+# The real demo's SFT length and rate: fixed, not chosen on a dev split (the pilot of
+# configs/experiment/cpu_smollm2.yaml is where they would be chosen; docs/real_model.md).
 REAL_SFT_STEPS = 48
 REAL_LR = 1e-3
 REAL_TRANSFER_TASKS = 120
