@@ -117,7 +117,8 @@ def build_corpus(paths: list[str], tokenizer, *, max_length: int, stage: str = "
         n_dev = dev_per_task * (len(pretrain_formats) if stage == "pretrain" else 1)  # whole records
         if len(examples) <= n_dev:
             raise DataError(f"task {key}: {len(examples)} usable examples, need more than data.dev_per_task="
-                            f"{dev_per_task} (skipped {skipped} whose prompt exceeds max_length={max_length})")
+                            f"{dev_per_task} (skipped {skipped} whose prompt exceeds max_length={max_length}); leave the task "
+                            f"out with data.tasks, or lower data.dev_per_task")
         dev[key], train[key] = examples[:n_dev], examples[n_dev:]
         stats[key] = {"records": len(recs), "train": len(train[key]), "dev": len(dev[key]), "truncated": truncated,
                       "skipped_prompt_too_long": skipped, "tokens": sum(map(len, examples))}
