@@ -33,6 +33,7 @@ from typing import Any
 import torch
 
 from ..data.prompts import IGNORE_INDEX
+from .target_head import sum_by_task
 
 
 def target_logprobs(logits: torch.Tensor, labels: torch.Tensor, ignore_index: int = IGNORE_INDEX):
@@ -85,10 +86,8 @@ def mean_target_prob_tokens(token_logp: torch.Tensor, token_task: torch.Tensor, 
     tokens of P(target), differentiable -> (probs (K,), present (K,) bool); what :func:`mean_target_prob`
     computes from the logits, without them."""
     task = token_task.to(token_logp.device).long()
-    sums = token_logp.new_zeros(num_tasks).index_add(0, task, token_logp.exp())  # (K,)
+    sums = sum_by_task(token_logp.exp(), task, num_tasks)  # (K,)
     cnts = torch.bincount(task, minlength=num_tasks).to(sums.dtype)  # (K,)
-    if task.numel() == 0:
-        sums = sums + token_logp.sum() * 0.0
     present = cnts > 0
     return sums / cnts.clamp_min(1.0), present
 

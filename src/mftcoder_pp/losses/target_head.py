@@ -188,3 +188,10 @@ def logits_scores(logits: torch.Tensor, labels: torch.Tensor, token_task: torch.
     with torch.no_grad():
         ent = -_rowdot(z.exp(), z) if with_entropy else None
     return TokenScores(logp, hits, ent, task)
+
+
+def sum_by_task(values: torch.Tensor, task: torch.Tensor, num_tasks: int) -> torch.Tensor:
+    """Per-task sums (K,) of per-target-token values (N,), in the values' graph; with no target tokens
+    the zeros still hang on that graph, so backward() works and gives zero gradients."""
+    sums = values.new_zeros(num_tasks).index_add(0, task, values)
+    return sums + values.sum() * 0.0 if task.numel() == 0 else sums

@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from ..data.prompts import IGNORE_INDEX
-from .target_head import TokenScores
+from .target_head import TokenScores, sum_by_task
 
 Weighting = Literal["token_mean", "data_balanced", "coba"]
 
@@ -138,9 +138,7 @@ def task_stats(scores: TokenScores, num_tasks: int) -> TaskStats:
     if task.numel() and (int(task.min()) < 0 or int(task.max()) >= num_tasks):
         raise ValueError(f"task ids of target tokens must be in [0, {num_tasks})")
     zeros = torch.zeros(num_tasks, dtype=torch.float32, device=device)
-    loss_sum = zeros.index_add(0, task, -scores.logp)  # (K,)
-    if task.numel() == 0:
-        loss_sum = loss_sum + scores.logp.sum() * 0.0  # keeps the graph: backward() works and gives zeros
+    loss_sum = sum_by_task(-scores.logp, task, num_tasks)  # (K,)
     count = torch.bincount(task, minlength=num_tasks)
     correct = torch.zeros(num_tasks, dtype=torch.long, device=device).index_add(0, task, scores.hits.long())
     entropy = zeros.clone() if scores.entropy is None else zeros.index_add(0, task, scores.entropy.detach())
