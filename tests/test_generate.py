@@ -74,6 +74,13 @@ def meta_of(out):
 FAST = dict(max_new_tokens=24, progress=False)
 
 
+def reported(outs, kwargs):
+    """What a stub decoder returns, reported row by row through on_output as the real one does."""
+    for k, o in enumerate(outs):
+        kwargs["on_output"](k, o)
+    return outs
+
+
 def test_greedy_writes_samples_and_meta(tmp_path, model_dir):
     out = tmp_path / "g"
     meta = generate(model_dir, "synthetic-python", str(out), limit=3, **FAST)
@@ -264,7 +271,7 @@ def test_completion_prompts_end_at_the_code_and_completions_continue_the_raw_pro
 
     def fake_batch(model, tokenizer, prompts, *args, **kwargs):
         seen.extend(tokenizer.decode(p) for p in prompts)
-        return [Output("\n    return 1\n", 3, "stop") for _ in prompts]
+        return reported([Output("\n    return 1\n", 3, "stop") for _ in prompts], kwargs)
 
     monkeypatch.setattr(engine, "generate_batch", fake_batch)
     meta = generate(model_dir, "synthetic-python", str(tmp_path / "c"), limit=2, prompt_format="completion",
@@ -312,7 +319,7 @@ def test_chat_format_generates_after_the_template_and_needs_one(tmp_path, model_
 
     def fake_batch(model, tokenizer, prompts, *args, **kwargs):
         seen.extend(tokenizer.decode(p) for p in prompts)
-        return [Output("\n    return 1\n```", 3, "stop") for _ in prompts]
+        return reported([Output("\n    return 1\n```", 3, "stop") for _ in prompts], kwargs)
 
     monkeypatch.setattr(engine, "generate_batch", fake_batch)
     meta = generate(str(chat_dir), "synthetic-python", str(tmp_path / "c"), limit=1, prompt_format="chat",

@@ -231,19 +231,11 @@ def _decode_rows(mdl, tok, rows, rules, sampling, eos_ids, seed, batch_size, hmd
         groups.setdefault(task.language if hmd_langs is not None else None, []).append(i)
     for lang, members in groups.items():
         seeds = [_derive_seed(seed, [(rows[i][0].task_id, rows[i][1])]) for i in members] if sampling.do_sample else None
-        delivered: set[int] = set()
-
-        def deliver(k: int, out) -> None:
-            if k not in delivered:
-                delivered.add(k)
-                on_output(members[k], out)
-
         with _routing(mdl, hmd_langs, lang):
-            outs = engine.generate_batch(mdl, tok, [rows[i][2] for i in members], sampling,
-                                         [rules[rows[i][0].language] for i in members], eos_ids, tok.pad_token_id,
-                                         seeds=seeds, slots=batch_size, on_output=deliver)
-        for k, out in enumerate(outs):  # rows returned but not reported (a decoder stubbed in tests)
-            deliver(k, out)
+            engine.generate_batch(mdl, tok, [rows[i][2] for i in members], sampling,
+                                  [rules[rows[i][0].language] for i in members], eos_ids, tok.pad_token_id,
+                                  seeds=seeds, slots=batch_size,
+                                  on_output=lambda k, out, members=members: on_output(members[k], out))
 
 
 def _starts_with_bos(tokenizer, text: str) -> bool:
