@@ -27,7 +27,8 @@ def test_pilot_and_reference_rows_are_validated(tmp_path):
                          ({"pilots": [{"name": "p", "row": "Plain SFT", "benchmark": "b", "grid": {}}]}, "grid"),
                          ({"pilots": [{"name": "p", "row": "Plain SFT", "benchmark": "b", "grid": {"optim.lr": [1]},
                                        "apply": "variant"}]}, "variant_name"),
-                         ({"plain_row": "Nope"}, "plain_row")):
+                         ({"plain_row": "Nope"}, "plain_row"),
+                         ({"rows": [{"name": "Base", "kind": "base"}, {"name": "base"}]}, "share the directory rows/base/")):
         path = tmp_path / "e.yaml"
         path.write_text(yaml.safe_dump({**base, **extra}))
         with pytest.raises(ConfigError, match=match):
@@ -77,6 +78,7 @@ def test_tiny_experiment_writes_a_report_and_is_cached(tiny_workspace, tmp_path,
                    {"name": "focal", "row": "MFTCoder++", "benchmark": "synthetic-python", "limit": 2,
                     "grid": {"modules.focal.beta": [1.0]}, "apply": "variant", "variant_name": "Variant"}],
         "rows": [{"name": "Base", "kind": "base"},
+                 {"name": "Base, completion", "kind": "base", "prompt_format": "completion"},
                  {"name": "Plain SFT", "set": {"mixing.strategy": "plain", "optim.per_task": False,
                                                "modules.hmd.enabled": False, "modules.focal.enabled": False}},
                  {"name": "MFTCoder++"}],
@@ -86,7 +88,12 @@ def test_tiny_experiment_writes_a_report_and_is_cached(tiny_workspace, tmp_path,
     assert main(["experiment", str(exp)]) == 0
     out = tmp_path / "exp"
     results = json.loads((out / "results.json").read_text())
-    assert results["row_order"] == ["Base", "Plain SFT", "MFTCoder++", "Variant"]
+    assert results["row_order"] == ["Base", "Base, completion", "Plain SFT", "MFTCoder++", "Variant"]
+    # A row's own prompt format is the one its samples were generated in; the others use the default.
+    def fmt(row):
+        meta = out / "rows" / row / "seed-0" / "eval" / "synthetic-rust" / "greedy" / "samples.jsonl.meta.json"
+        return json.loads(meta.read_text())["prompt_format"]
+    assert (fmt("base-completion"), fmt("base"), fmt("plain-sft")) == ("completion", "instruct", "instruct")
     assert set(results["rows"]["MFTCoder++"]["synthetic-rust"]) == {"0", "1"}
     assert set(results["rows"]["Base"]["synthetic-rust"]) == {"0"}  # one model: evaluated once
     assert set(results["rows"]["MFTCoder++"]["synthetic-python"]) == {"0"}
@@ -120,6 +127,13 @@ def test_tiny_experiment_writes_a_report_and_is_cached(tiny_workspace, tmp_path,
     err = capsys.readouterr().err
     assert "training" not in err and "greedy" not in err
     assert (out / "rows" / "mftcoder-pp" / "seed-1" / "train" / "train_summary.json").stat().st_mtime == trained
+    assert "**Base, completion** in `completion`" in report
+    # A cached evaluation made with other generation settings is not reused as if it were the asked one.
+    changed = yaml.safe_load(exp.read_text())
+    changed["evaluation"]["max_new_tokens"] = 13
+    exp.write_text(yaml.safe_dump(changed))
+    assert main(["experiment", str(exp)]) == 2
+    assert "cached samples were generated with other settings (max_new_tokens 12 -> 13)" in capsys.readouterr().err
 
 
 def test_row_slugs_follow_the_run_directory_contract():

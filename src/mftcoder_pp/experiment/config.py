@@ -26,6 +26,10 @@ class RowConfig:
     name: str  # shown in the table
     kind: Literal["sft", "base"] = "sft"  # base: evaluate the pretrained base, no SFT
     set: dict[str, Any] = field(default_factory=dict)  # dotted train-config keys -> values
+    # This row's prompt format (default: evaluation.prompt_format). For a second base row prompted in
+    # the base's own format (an Instruct model's chat template), so that "SFT - base" is also read
+    # against the base used as its authors intended, not only in a schema it never saw.
+    prompt_format: Literal["instruct", "completion", "chat"] | None = None
 
     def __post_init__(self):
         if self.kind == "base" and self.set:
@@ -58,8 +62,9 @@ class EvaluationConfig:
     batch_size: int = 32
     workers: int | None = None
     timeout: float = 5.0
-    # Every row, the base included, is prompted the same way: the base is pretrained on the instruct
-    # rendering too (data.pretrain_formats), so format is never what separates two rows.
+    # Every row, the base included, is prompted the same way unless a row names its own
+    # `prompt_format`: a base pretrained here sees the instruct rendering too (data.pretrain_formats),
+    # so format is never what separates two rows.
     prompt_format: Literal["instruct", "completion", "chat"] = "instruct"
 
 
@@ -121,6 +126,10 @@ class ExperimentConfig:
         names = [r.name for r in self.rows]
         if not names or len(set(names)) != len(names):
             raise ValueError("rows must be non-empty with distinct names")
+        slugs = {}
+        for n in names:  # each row writes under rows/<slug>/: two rows must not share a directory
+            if slugs.setdefault(slug(n), n) != n:
+                raise ValueError(f"rows {slugs[slug(n)]!r} and {n!r} would share the directory rows/{slug(n)}/")
         for p in self.pilots:
             if p.row not in names or next(r for r in self.rows if r.name == p.row).kind != "sft":
                 raise ValueError(f"pilot {p.name!r}: row {p.row!r} is not an SFT row of this experiment")

@@ -126,6 +126,7 @@ def run_experiment(config_path: str, out: str | None = None, progress: bool = Tr
             chosen.update(record["applied"])
         else:
             rows[p.variant_name] = {**rows[p.row], **record["winner"]}
+    formats = {r.name: r.prompt_format for r in cfg.rows}
     row_list = [(r.name, r.kind) for r in cfg.rows] + [(n, "sft") for n in rows if n not in {r.name for r in cfg.rows}]
 
     # Rows x seeds: train (cached), then generate + execute per benchmark (cached). A base row is one
@@ -147,7 +148,8 @@ def run_experiment(config_path: str, out: str | None = None, progress: bool = Tr
         for spec in cfg.evaluation.benchmarks:
             if spec.seeds == "first" and seed != cfg.seeds[0]:
                 continue
-            got = _evaluate_cached(cfg, spec, model_dir, cfg.evaluation.prompt_format, run_dir / "eval" / spec.name,
+            got = _evaluate_cached(cfg, spec, model_dir, formats.get(name) or cfg.evaluation.prompt_format,
+                                   run_dir / "eval" / spec.name,
                                    seed, say, f"{label} {spec.name}", progress, cache)
             results["rows"].setdefault(name, {}).setdefault(spec.name, {})[str(seed)] = got
     results["row_order"] = [n for n, _ in row_list]
@@ -219,7 +221,9 @@ def _evaluate_cached(cfg: ExperimentConfig, spec: BenchmarkSpec, model_dir: Path
     for mode, n, temperature, limit in modes:
         d = out / mode
         summary_file = d / "eval" / "summary.json"
-        if not summary_file.exists():
+        if summary_file.exists():
+            _check_cached(d, {"prompt_format": prompt_format, "max_new_tokens": max_new, "limit": limit, "n": n})
+        else:
             say(f"{label}: {mode} n={n}")
             generate(str(model_dir), spec.name, str(d), n=n, temperature=temperature, top_p=spec.top_p,
                      max_new_tokens=max_new, batch_size=ev.batch_size, limit=limit,
@@ -230,6 +234,19 @@ def _evaluate_cached(cfg: ExperimentConfig, spec: BenchmarkSpec, model_dir: Path
                      timeout=ev.timeout, progress=progress, label=f"  {label} {mode}", verdict_cache=cache)
         found[mode] = metrics_of(json.loads(summary_file.read_text()))
     return found
+
+
+def _check_cached(d: Path, want: dict) -> None:
+    """A cached evaluation is reused only if it was generated with the settings asked for now."""
+    meta_path = d / "samples.jsonl.meta.json"
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return  # an evaluation of samples made elsewhere: nothing to compare
+    diff = [f"{k} {meta.get(k)!r} -> {v!r}" for k, v in want.items() if k in meta and meta[k] != v]
+    if diff:
+        raise ValueError(f"{d}: cached samples were generated with other settings ({'; '.join(diff)}); "
+                         "delete that directory or give the experiment another `out`")
 
 
 def metrics_of(summary: dict) -> dict:

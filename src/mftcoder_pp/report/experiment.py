@@ -176,9 +176,12 @@ def write_report(cfg, config_path: str, root: Path, results: dict) -> Path:
     refs = cfg.reference_rows()
     seeds, base_seed = results["seeds"], results["base_seed"]
     commit, dirty = git_commit() or "", bool(git_dirty())
+    fmt = cfg.evaluation.prompt_format
+    own = [f"**{r.name}** in `{r.prompt_format}`" for r in cfg.rows if r.prompt_format not in (None, fmt)]
+    formats = (f"in the same prompt format (`{fmt}`)" if not own else
+               f"in the prompt format `{fmt}`, except {', '.join(own)}")
     parts = [f"# {cfg.title}\n",
-             "Percent. pass@1 is greedy; every row is evaluated on the same tasks in the same prompt format "
-             f"(`{cfg.evaluation.prompt_format}`). Each row's interval is a 95% bootstrap CI that resamples "
+             f"Percent. pass@1 is greedy; every row is evaluated on the same tasks {formats}. Each row's interval is a 95% bootstrap CI that resamples "
              "tasks (seeds kept together); Δ columns are paired differences over the same (task, seed) cells "
              "with the same bootstrap (▲/▼: the CI excludes 0); MDD is the minimum detectable difference of "
              "the comparison with plain LoRA (80% power, α = 0.05). The base row is one model, evaluated "
