@@ -47,6 +47,16 @@ def test_results_and_summary(tmp_path, samples):
     assert on_disk["pass@k"] == summary["pass@k"]
 
 
+def test_no_codebleu_gives_the_same_verdicts_without_it(tmp_path, samples, monkeypatch, capsys):
+    import mftcoder_pp.evaluate as ev
+
+    monkeypatch.setattr(ev, "codebleu_by_language", lambda *a: pytest.fail("CodeBLEU computed"))
+    assert main(["evaluate", "--benchmark", "humaneval", "--samples", samples, "--out", str(tmp_path / "out"),
+                 "--workers", "2", "--no-codebleu", "--quiet"]) == 0
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["codebleu"] is None and summary["pass@k"]["pass@1"] == 0.5 and summary["exact_match"] == 0.5
+
+
 def test_progress_lines_when_not_a_terminal(tmp_path, samples, capsys):
     assert main(["evaluate", "--benchmark", "humaneval", "--samples", samples, "--out", str(tmp_path / "o"),
                  "--workers", "2"]) == 0

@@ -26,7 +26,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     summary = evaluate(args.benchmark, args.out, samples=args.samples, references=args.references, k=args.k,
                        workers=args.workers, num_shards=args.num_shards, shard_index=args.shard_index,
                        isolation=args.isolation, timeout=args.timeout, memory_mb=args.memory_mb, python=args.python,
-                       progress=not args.quiet, python_fork_server=not args.no_python_fork_server)
+                       progress=not args.quiet, python_fork_server=not args.no_python_fork_server,
+                       codebleu=not args.no_codebleu)
     _print_summary(summary)
     return 0
 
@@ -143,6 +144,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--python", default=None, help="interpreter that runs Python samples")
     ev.add_argument("--no-python-fork-server", action="store_true",
                     help="start a fresh sandbox and interpreter for every Python sample (slower)")
+    ev.add_argument("--no-codebleu", action="store_true",
+                    help="skip CodeBLEU (the only metric that costs CPU beside execution; null in the summary)")
     ev.add_argument("--quiet", action="store_true")
     ev.set_defaults(func=cmd_evaluate)
 

@@ -84,6 +84,10 @@ def check_settings(k: tuple[int, ...], workers: int | None, num_shards: int, sha
         raise EvaluationError(f"--python: {python}: not an executable")
 
 
+def _no_codebleu(tasks: dict) -> dict[str, None]:
+    return {t.language: None for t in tasks.values()}
+
+
 def reference_samples(benchmark: Benchmark) -> list[Sample]:
     return [Sample(t.task_id, 0, t.reference) for t in benchmark.tasks()]
 
@@ -93,10 +97,11 @@ def evaluate(benchmark: str, out: str, samples: str | None = None, references: b
              shard_index: int = D.shard_index, isolation: str = D.isolation, timeout: float = D.timeout,
              memory_mb: int = D.memory_mb,
              python: str | None = None, progress: bool = True, python_fork_server: bool = True,
-             label: str = "evaluate", verdict_cache: str | Path | None = None) -> dict:
+             label: str = "evaluate", verdict_cache: str | Path | None = None, codebleu: bool = True) -> dict:
     """Evaluate samples (or the references) of `benchmark`; returns the summary written to out/summary.json.
     `verdict_cache`: a directory of verdicts shared by evaluations (execution/cache.py), e.g. the rows
-    and seeds of one experiment; an identical program is then judged once."""
+    and seeds of one experiment; an identical program is then judged once. `codebleu=False`: no
+    CodeBLEU (null in the summary), only what execution decides plus the cheap text metrics."""
     if references == (samples is not None):
         raise EvaluationError("give exactly one of --samples FILE or --references")
     check_settings(k, workers, num_shards, shard_index, timeout, memory_mb, python)
@@ -134,7 +139,7 @@ def evaluate(benchmark: str, out: str, samples: str | None = None, references: b
     bar = Progress(f"{label}: samples", len(pending), enabled=progress)
     # CodeBLEU needs no execution result: compute it (in a child process) while the programs run.
     background = ThreadPoolExecutor(1)
-    codebleu = background.submit(codebleu_by_language, mine, tasks)
+    codebleu_future = background.submit(codebleu_by_language, mine, tasks) if codebleu else None
     try:
         with open(outdir / "results.jsonl", "a", encoding="utf-8") as fh:
             def write(n: int, result: dict) -> None:
@@ -169,7 +174,8 @@ def evaluate(benchmark: str, out: str, samples: str | None = None, references: b
     bar.close()
     results = read_results(outdir / "results.jsonl")
     summary = summarise(bench, results, tasks, all_samples, k, run=run, settings=settings,
-                        generation=_generation_settings(samples), codebleu=codebleu.result())
+                        generation=_generation_settings(samples),
+                        codebleu=codebleu_future.result() if codebleu_future else _no_codebleu(tasks))
     if cache is not None:  # this run's lookups (a resumed run counts only what it judged now)
         summary["verdict_cache"] = {"dir": str(verdict_cache), "hits": cache.hits, "misses": cache.misses}
     _write_json(outdir / "summary.json", summary)
