@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import warnings
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -48,7 +49,10 @@ def save_model_dir(model, tokenizer, path: Path, out: Path, kind: str) -> None:
 
     if hmd_layers(model):
         save_hmd_adapter(model, str(path))
-    with hmd_unwrapped(model):
+    with hmd_unwrapped(model), warnings.catch_warnings():
+        # PEFT saves the embedding with the adapter when the vocabulary grew (our language tokens), as it
+        # must: their rows exist only in this run. Its warning that it does so is not for our users.
+        warnings.filterwarnings("ignore", message="Setting `save_embedding_layers` to `True`")
         model.save_pretrained(str(path))
     tokenizer.save_pretrained(str(path))
     if kind == "lora":
