@@ -79,3 +79,15 @@ def test_row_interval_and_sizing():
     r = row_interval(cells({f"t{i}": [float(i < 30)] for i in range(100)}))
     assert r.mean == pytest.approx(0.3) and r.low < 0.3 < r.high and (r.tasks, r.seeds) == (100, 1)
     assert tasks_for_mdd(0.3, 0.05) == math.ceil((MDD_FACTOR * 0.3 / 0.05) ** 2)
+
+
+def test_rows_that_agree_everywhere_show_no_mdd_of_zero():
+    """Two rows equal on every cell carry no estimate of the paired variance: the report says so and
+    gives the rule-of-three bound instead of an MDD of 0.0."""
+    from mftcoder_pp.report.experiment import _mdd
+
+    zeros = cells({f"t{i}": [0] for i in range(40)})
+    same = paired_difference(zeros, zeros)
+    assert same.mdd == 0.0 and _mdd(same) == "n/a (no discordant cell; ≤ 7.5 undetected)"
+    one = cells({f"t{i}": [int(i == 0)] for i in range(40)})
+    assert _mdd(paired_difference(one, zeros)) == f"{100 * paired_difference(one, zeros).mdd:.1f}"
