@@ -134,6 +134,14 @@ def test_tiny_experiment_writes_a_report_and_is_cached(tiny_workspace, tmp_path,
     exp.write_text(yaml.safe_dump(changed))
     assert main(["experiment", str(exp)]) == 2
     assert "cached samples were generated with other settings (max_new_tokens 12 -> 13)" in capsys.readouterr().err
+    # Nor is a finished training run reused when its config changed.
+    changed["evaluation"]["max_new_tokens"] = 12
+    exp.write_text(yaml.safe_dump(changed))
+    sft_cfg = yaml.safe_load(sft.read_text())
+    sft_cfg["optim"]["max_steps"] = 4
+    sft.write_text(yaml.safe_dump(sft_cfg))
+    assert main(["experiment", str(exp)]) == 2
+    assert "a finished run trained with another config (optim.max_steps 3 -> 4)" in capsys.readouterr().err
 
 
 def test_row_slugs_follow_the_run_directory_contract():

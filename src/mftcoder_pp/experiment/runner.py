@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 from ..config import ConfigError, from_dict, load_config, read_yaml
@@ -203,6 +204,7 @@ def _pilot(cfg: ExperimentConfig, config_path: str, p, settings: dict, base: Pat
 def _train_cached(tcfg: TrainConfig, say, label: str, progress: bool) -> None:
     out = Path(tcfg.out)
     if (out / "train_summary.json").exists():
+        _check_trained(out, tcfg)
         say(f"{label}: trained (cached)")
         return
     resume = (out / "checkpoints" / "latest").exists()
@@ -234,6 +236,31 @@ def _evaluate_cached(cfg: ExperimentConfig, spec: BenchmarkSpec, model_dir: Path
                      timeout=ev.timeout, progress=progress, label=f"  {label} {mode}", verdict_cache=cache)
         found[mode] = metrics_of(json.loads(summary_file.read_text()))
     return found
+
+
+def _flat(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict) and v:
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def _check_trained(out: Path, tcfg: TrainConfig) -> None:
+    """A finished run is reused only if it was trained with the config asked for now (keys that one
+    of the two does not have, e.g. added to the schema since, are not compared)."""
+    try:
+        before = json.loads((out / "train_config.json").read_text(encoding="utf-8"))["config"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return  # no record to compare with
+    before, now = _flat(before), _flat(json.loads(json.dumps(asdict(tcfg))))
+    diff = [f"{k} {before[k]!r} -> {now[k]!r}" for k in sorted(set(before) & set(now)) if before[k] != now[k]]
+    if diff:
+        raise ValueError(f"{out}: a finished run trained with another config ({'; '.join(diff[:5])}"
+                         f"{'; ...' if len(diff) > 5 else ''}); delete that directory or give the experiment "
+                         "another `out`")
 
 
 def _check_cached(d: Path, want: dict) -> None:
