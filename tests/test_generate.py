@@ -250,6 +250,11 @@ def test_prompt_formats():
     p = build_prompt(mbpp, "instruct", False, full_program=True)
     assert p.startswith(f"Instruction: {mbpp.instruction} Your code should pass these tests:\nInput: assert ")
     assert p.count(mbpp.instruction) == 1
+    # A whole program in completion format: bigcode-evaluation-harness's docstring (statement + first
+    # test), not the raw prompt, which ends in asserts a base model would only continue.
+    first_test = mbpp.prompt.split("Your code should pass these tests:", 1)[1].strip().splitlines()[0]
+    assert build_prompt(mbpp, "completion", False, full_program=True) == f'"""\n{mbpp.instruction}\n{first_test}\n"""\n'
+    assert build_prompt(mbpp, "completion", True, full_program=True).startswith('<|python|>"""\n')
 
 
 def test_trailing_whitespace_is_held_back_and_rejoined():

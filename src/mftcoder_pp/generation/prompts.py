@@ -1,6 +1,10 @@
 """The text a model is given for a benchmark task.
 
-- `completion` (base models): the task's raw prompt, which the model continues. Its trailing whitespace
+- `completion` (base models): the task's raw prompt, which the model continues. A whole-program
+  benchmark's raw prompt (MBPP: the statement, then the tests) ends in assert lines, which a base model
+  continues with more asserts, so its completion prompt is bigcode-evaluation-harness's instead: the
+  statement and the first test inside a docstring, after which the program starts
+  (`program_completion_prompt`). Its trailing whitespace
   is held back from the model and taken off the front of the completion again (`split_trailing_space`,
   `rejoin`): benchmark prompts end in a newline, while BPE tokenizers, ours and Qwen's alike, merge a
   newline with the next line's indentation, so a prompt that ends in a bare newline token asks the model
@@ -58,10 +62,21 @@ def chat_prompt(task: Task, tokenizer, full_program: bool) -> str:
     return f"{text}{fence}\n" + ("" if full_program else task.prompt)
 
 
+def program_completion_prompt(task: Task) -> str:
+    """bigcode-evaluation-harness's MBPP prompt: the statement and the first test inside a docstring
+    (three double quotes, a line each), then a new line. A task without the tests marker keeps its
+    raw prompt."""
+    if not (task.instruction and MBPP_TESTS_MARKER in task.prompt):
+        return task.prompt
+    tests = [line for line in task.prompt.split(MBPP_TESTS_MARKER, 1)[1].splitlines() if line.strip()]
+    return f'"""\n{task.instruction}\n{tests[0] if tests else ""}\n"""\n'
+
+
 def build_prompt(task: Task, prompt_format: str, language_prefix: bool, full_program: bool = False,
                  tokenizer=None) -> str:
     if prompt_format == "completion":
-        return (language_token(task.language) if language_prefix else "") + task.prompt
+        text = program_completion_prompt(task) if full_program else task.prompt
+        return (language_token(task.language) if language_prefix else "") + text
     if prompt_format == "chat":
         if tokenizer is None or not has_chat_template(tokenizer):
             raise ValueError("prompt format 'chat' needs a tokenizer with a chat template")
