@@ -91,6 +91,16 @@ def from_dict(cls: type[T], data: Any, where: str = "config", path: str = "") ->
         raise ConfigError(f"{where}: {path or 'top level'}: {exc}") from None
 
 
+def flatten(record: dict, sep: str = ".", prefix: str = ""):
+    """(path, value) for every leaf of a nested dict, the path's keys joined by `sep`."""
+    for key, value in record.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            yield from flatten(value, sep, name + sep)
+        else:
+            yield name, value
+
+
 def _join(path: str, key: str) -> str:
     return f"{path}.{key}" if path else key
 

@@ -18,7 +18,7 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from ..config import ConfigError, from_dict, load_config, read_yaml
+from ..config import ConfigError, flatten, from_dict, load_config, read_yaml
 from ..devscore import dev_pass_at_1
 from ..evaluate import evaluate
 from ..generate import generate
@@ -238,16 +238,6 @@ def _evaluate_cached(cfg: ExperimentConfig, spec: BenchmarkSpec, model_dir: Path
     return found
 
 
-def _flat(d: dict, prefix: str = "") -> dict:
-    out = {}
-    for k, v in d.items():
-        if isinstance(v, dict) and v:
-            out.update(_flat(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
-
-
 def _check_trained(out: Path, tcfg: TrainConfig) -> None:
     """A finished run is reused only if it was trained with the config asked for now (keys that one
     of the two does not have, e.g. added to the schema since, are not compared)."""
@@ -255,24 +245,24 @@ def _check_trained(out: Path, tcfg: TrainConfig) -> None:
         before = json.loads((out / "train_config.json").read_text(encoding="utf-8"))["config"]
     except (OSError, ValueError, KeyError, TypeError):
         return  # no record to compare with
-    before, now = _flat(before), _flat(json.loads(json.dumps(asdict(tcfg))))
-    diff = [f"{k} {before[k]!r} -> {now[k]!r}" for k in sorted(set(before) & set(now)) if before[k] != now[k]]
-    if diff:
-        raise ValueError(f"{out}: a finished run trained with another config ({'; '.join(diff[:5])}"
-                         f"{'; ...' if len(diff) > 5 else ''}); delete that directory or give the experiment "
-                         "another `out`")
+    now = json.loads(json.dumps(asdict(tcfg)))
+    _refuse_stale(out, "a finished run trained with another config", dict(flatten(before)), dict(flatten(now)))
 
 
 def _check_cached(d: Path, want: dict) -> None:
     """A cached evaluation is reused only if it was generated with the settings asked for now."""
-    meta_path = d / "samples.jsonl.meta.json"
     try:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        meta = json.loads((d / "samples.jsonl.meta.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return  # an evaluation of samples made elsewhere: nothing to compare
-    diff = [f"{k} {meta.get(k)!r} -> {v!r}" for k, v in want.items() if k in meta and meta[k] != v]
+    _refuse_stale(d, "cached samples were generated with other settings", meta, want)
+
+
+def _refuse_stale(where: Path, what: str, before: dict, now: dict) -> None:
+    """Stop when a cached stage was made with other settings than asked for now (keys in both)."""
+    diff = [f"{k} {before[k]!r} -> {now[k]!r}" for k in sorted(set(before) & set(now)) if before[k] != now[k]]
     if diff:
-        raise ValueError(f"{d}: cached samples were generated with other settings ({'; '.join(diff)}); "
+        raise ValueError(f"{where}: {what} ({'; '.join(diff[:5])}{'; ...' if len(diff) > 5 else ''}); "
                          "delete that directory or give the experiment another `out`")
 
 

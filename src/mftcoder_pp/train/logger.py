@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ..config import flatten
 from ..progress import Progress
 
 
@@ -38,7 +39,7 @@ class TrainLogger:
         with self.path.open("a") as f:
             f.write(json.dumps(record) + "\n")
         if self.writer is not None:
-            for key, value in _flatten(record):
+            for key, value in flatten(record, "/"):
                 if key != "step" and isinstance(value, (int, float)) and not isinstance(value, bool):
                     self.writer.add_scalar(key, value, record["step"])
 
@@ -50,12 +51,3 @@ class TrainLogger:
         if self.writer is not None:
             self.writer.close()
         self.progress.close()
-
-
-def _flatten(record: dict, prefix: str = ""):
-    for key, value in record.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            yield from _flatten(value, name + "/")
-        else:
-            yield name, value
