@@ -84,10 +84,6 @@ def check_settings(k: tuple[int, ...], workers: int | None, num_shards: int, sha
         raise EvaluationError(f"--python: {python}: not an executable")
 
 
-def _no_codebleu(tasks: dict) -> dict[str, None]:
-    return {t.language: None for t in tasks.values()}
-
-
 def reference_samples(benchmark: Benchmark) -> list[Sample]:
     return [Sample(t.task_id, 0, t.reference) for t in benchmark.tasks()]
 
@@ -175,7 +171,7 @@ def evaluate(benchmark: str, out: str, samples: str | None = None, references: b
     results = read_results(outdir / "results.jsonl")
     summary = summarise(bench, results, tasks, all_samples, k, run=run, settings=settings,
                         generation=_generation_settings(samples),
-                        codebleu=codebleu_future.result() if codebleu_future else _no_codebleu(tasks))
+                        codebleu=codebleu_future.result() if codebleu_future else {})  # {}: no language has one
     if cache is not None:  # this run's lookups (a resumed run counts only what it judged now)
         summary["verdict_cache"] = {"dir": str(verdict_cache), "hits": cache.hits, "misses": cache.misses}
     _write_json(outdir / "summary.json", summary)
