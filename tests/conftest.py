@@ -8,6 +8,14 @@ from pathlib import Path
 import pytest
 
 
+def reported(outs, kwargs):
+    """What a stub of the decoder (`engine.generate_batch`) returns, reported row by row through its
+    on_output, as the real one does."""
+    for k, o in enumerate(outs):
+        kwargs["on_output"](k, o)
+    return outs
+
+
 def write_prepared(out: Path, per_task: int = 24, languages=("python", "rust", "go")) -> Path:
     """Canonical records of the synthetic suite's pretraining pool, one JSONL file per task, like `mftpp prepare`."""
     from mftcoder_pp.synthetic.suite import generate_suite

@@ -4,6 +4,7 @@ import json
 
 import pytest
 import torch
+from conftest import reported
 
 from mftcoder_pp.benchmarks import get_benchmark
 from mftcoder_pp.cli import main
@@ -72,13 +73,6 @@ def meta_of(out):
 
 
 FAST = dict(max_new_tokens=24, progress=False)
-
-
-def reported(outs, kwargs):
-    """What a stub decoder returns, reported row by row through on_output as the real one does."""
-    for k, o in enumerate(outs):
-        kwargs["on_output"](k, o)
-    return outs
 
 
 def test_greedy_writes_samples_and_meta(tmp_path, model_dir):

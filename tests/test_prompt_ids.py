@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+from conftest import reported
 from mftcoder_pp.data.encoding import leading_special_ids, prompt_ids
 from mftcoder_pp.data.prompts import IGNORE_INDEX
 
@@ -63,10 +64,8 @@ def test_training_and_generation_give_a_prompt_the_same_ids(tmp_path, monkeypatc
 
     def record(model, tokenizer, prompts, *args, **kwargs):
         seen.extend(list(p) for p in prompts)
-        outs = [engine.Output(text="    return True\n", num_tokens=1, finish_reason="eos") for _ in prompts]
-        for k, o in enumerate(outs):  # reported as rows end, as the decoder does
-            kwargs["on_output"](k, o)
-        return outs
+        return reported([engine.Output(text="    return True\n", num_tokens=1, finish_reason="eos")
+                         for _ in prompts], kwargs)
 
     monkeypatch.setattr(engine, "generate_batch", record)
     meta = generate(str(model_dir), "humaneval", str(tmp_path / "gen"), limit=1, prompt_format="instruct",
