@@ -236,6 +236,49 @@ def test_guesses_keep_the_greedy_tokens_and_save_steps(model, tok, alone, monkey
     assert any(q > 1 for _, q in guessed_steps) and len(guessed_steps) < 40
 
 
+def test_rows_guessing_alone_keep_the_greedy_tokens(model, tok, monkeypatch):
+    """Rows that feed guesses next to rows that feed none: the padding is skipped by the packed linears
+    (zeros instead of products), and every row still gets its own greedy tokens."""
+    from mftcoder_pp.generation.packed import Packed
+
+    ragged = []
+    original = Packed.only
+
+    def spy(self, index, total):
+        if index is not None:
+            ragged.append((index.numel(), total))
+        return original(self, index, total)
+
+    monkeypatch.setattr(Packed, "only", spy)
+    loop = tok("ab ab ab ab ab ab ab ab")["input_ids"]
+    texts = ["def f(x):\n", "int main() {", "hello world", "fn"]
+    reqs = [Request(tuple(loop))] + [Request(tuple(tok(t)["input_ids"])) for t in texts]
+    long = Sampling(max_new_tokens=40)
+    guessed = dict(generate_stream(model, tok, reqs, long, [], tok.pad_token_id, slots=5))
+    plain = dict(generate_stream(model, tok, reqs, long, [], tok.pad_token_id, slots=1, guesses=False))
+    assert {i: o.token_ids for i, o in guessed.items()} == {i: o.token_ids for i, o in plain.items()}
+    assert ragged and any(n < total for n, total in ragged)
+
+
+def test_packed_linears_compute_only_the_rows_asked_for():
+    from mftcoder_pp.generation.packed import packed_linears
+
+    lin = torch.nn.Linear(8, 5)
+    x = torch.randn(3, 4, 8)
+    index = torch.tensor([0, 4, 5, 8])  # row 0 feeds 1 token, row 1 two, row 2 one
+    with torch.no_grad(), packed_linears(lin) as packed:
+        assert packed
+        whole = lin(x)
+        with packed.only(index, 12):
+            part = lin(x)
+        other = lin(torch.randn(2, 8))  # an input of another size is computed whole
+    assert other.shape == (2, 5)
+    flat, ref = part.reshape(12, 5), lin(x).detach().reshape(12, 5)
+    torch.testing.assert_close(flat[index], ref[index])
+    assert torch.equal(flat[[i for i in range(12) if i not in index.tolist()]], torch.zeros(8, 5))
+    torch.testing.assert_close(whole, lin(x).detach())
+
+
 def test_ngram_drafts_and_plan():
     from mftcoder_pp.generation.lookahead import NgramIndex, plan
 
@@ -245,10 +288,16 @@ def test_ngram_drafts_and_plan():
     assert idx.draft(2) == []  # 9 never occurred before
     idx.add(3)
     assert idx.draft(2) == [4, 1]  # "3" alone matches
-    # No drafts: one token per row. Good guesses and few rows: guess. Many rows: the step is dear.
-    assert plan([[], []], [0.5, 0.5], 4, 1 / 16) == 1
-    assert plan([[5, 6, 7, 8]], [1.0], 4, 1 / 16) == 5
-    assert plan([[5]] * 16, [0.1] * 16, 4, 1 / 16) == 1
+    # No drafts: no guesses. Good guesses and few rows: guess. Many rows with poor guesses: the step is dear.
+    assert plan([[], []], [0.5, 0.5], 1 / 16) == [0, 0]
+    assert plan([[5, 6, 7, 8]], [1.0], 1 / 16) == [4]
+    assert plan([[5]] * 16, [0.1] * 16, 1 / 16) == [0] * 16
+    # Among many rows, one that keeps its guesses (a repetition loop): when padding is computed like a
+    # token, padding the other seven to its length costs more than it gains; when it is nearly free,
+    # that row alone guesses, and a shorter draft guesses all of it.
+    drafts, rates = [[1, 2, 3, 4]] + [[5, 6, 7, 8]] * 6 + [[9, 9]], [0.95] + [0.1] * 6 + [0.9]
+    assert plan(drafts, rates, 1 / 16, pad_cost=1.0) == [0] * 8
+    assert plan(drafts, rates, 1 / 16, pad_cost=0.1) == [4] + [0] * 6 + [2]
 
 
 def test_packed_linear_weights_change_nothing_and_are_undone(model, tok, prompts, alone):

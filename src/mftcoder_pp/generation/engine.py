@@ -34,7 +34,8 @@ from typing import Callable, Iterator, Sequence
 import torch
 
 from . import kvcache, lookahead
-from .packed import can_pack, packed_linears
+from .grouped import grouped_attention
+from .packed import Packed, can_pack, packed_linears
 from .batching import plan_batches
 from .rows import Output, Request, finish
 from .sampling import Sampling, next_tokens, row_generator
@@ -51,7 +52,12 @@ PREFILL_TOKENS = 2048
 # step's fixed cost: on the 2-CPU development machine a float32 step of b rows of SmolLM2-135M costs
 # about F + c*b with c/F = 0.04-0.07 (docs/generate.md).
 MAX_DRAFT = 4
-TOKEN_COST = 1 / 16
+TOKEN_COST = 1 / 12
+# The cost of a padding position relative to a token's, when the packed linears skip padding
+# (packed.py): what is left is its share of attention and of the element-wise work.
+PAD_COST = 0.2
+# Weight of the latest guess in a row's running rate of right guesses.
+RATE_WEIGHT = 0.25
 
 
 def engine_name(model) -> str:
@@ -66,6 +72,7 @@ def engine_settings(model, sampling: Sampling, slots: int) -> dict:
     greedy_guesses = not sampling.do_sample and not sampling.min_new_tokens
     return {"name": "continuous", "slots": slots, "prefill_tokens": PREFILL_TOKENS,
             "guesses_per_row": MAX_DRAFT if greedy_guesses else 0, "guess_token_cost": TOKEN_COST,
+            "guess_pad_cost": PAD_COST if can_pack(model) else 1.0,
             "linear_weights": "prepacked (oneDNN)" if can_pack(model) else "as loaded"}
 
 
@@ -79,7 +86,7 @@ class _Slot:
     generator: torch.Generator | None
     ngrams: lookahead.NgramIndex | None
     generated: list[int] = field(default_factory=list)
-    acceptance: float = 0.5  # running share of guesses kept
+    acceptance: float = 0.5  # running rate of right guesses
 
 
 @torch.inference_mode()
@@ -113,8 +120,10 @@ def generate_stream(model, tokenizer, requests: Sequence[Request], sampling: Sam
         no_eos[sorted(eos)] = True
     table: list[_Slot | None] = [None] * slots  # the row in each slot
     cleanup = contextlib.ExitStack()
-    if packed:
-        cleanup.enter_context(packed_linears(model, slots))
+    packer = cleanup.enter_context(packed_linears(model, slots)) if packed else Packed()
+    if guesses:  # steps that verify guesses attend on the key/value heads (grouped.py)
+        cleanup.enter_context(grouped_attention(stepper.config))
+    pad_cost = PAD_COST if packer else 1.0
     try:
         while True:
             # 1. admit
@@ -136,17 +145,25 @@ def generate_stream(model, tokenizer, requests: Sequence[Request], sampling: Sam
                 break
             # 3. decode (with guesses to verify when they are expected to pay)
             live = table[:b]
-            drafts = [[] for _ in live]
+            full = [[] for _ in live]  # each row's guess of its next tokens
+            ks = [0] * b  # how many of them it feeds
             if guesses:
-                drafts = [st.ngrams.draft(min(MAX_DRAFT, sampling.max_new_tokens - len(st.generated) - 1))
-                          for st in live]
-                q = lookahead.plan(drafts, [st.acceptance for st in live], MAX_DRAFT, TOKEN_COST)
-                drafts = [d[:q - 1] for d in drafts]
-            q = 1 + max(len(d) for d in drafts)
+                full = [st.ngrams.draft(min(MAX_DRAFT, sampling.max_new_tokens - len(st.generated) - 1))
+                        for st in live]
+                ks = lookahead.plan(full, [st.acceptance for st in live], TOKEN_COST, pad_cost)
+            drafts = [d[:k] for d, k in zip(full, ks)]
+            q = 1 + max(ks)
             inputs = [[st.next_input, *d] + [st.next_input] * (q - 1 - len(d)) for st, d in zip(live, drafts)]
-            logits = stepper.decode(inputs, [st.length for st in live])  # (b, q, V)
+            real = None  # the fed tokens among the step's b x q (the rest is padding), when not all
+            if any(k < q - 1 for k in ks):
+                real = torch.tensor([i * q + j for i, k in enumerate(ks) for j in range(1 + k)], device=stepper.device)
+            with packer.only(real, b * q):
+                logits = stepper.decode(inputs, [st.length for st in live])  # (b, q, V)
             # 4. choose, check, yield
-            new = _choose(logits, live, drafts, sampling, no_eos)
+            new = _choose(logits, drafts, sampling, [st.generator for st in live], no_eos,
+                          [len(st.generated) < sampling.min_new_tokens for st in live])
+            if guesses:
+                _learn(live, full, drafts, new)
             sched.step += 1
             for s, (st, tokens) in enumerate(zip(live, new)):
                 reason = None
@@ -194,24 +211,33 @@ def _fill(stepper: Stepper, table: list[_Slot | None], slots: list[int], pad: in
         stepper.prefill(fresh, [table[s].prompt[:-1] for s in fresh], pad, prefill_tokens)
 
 
-def _choose(logits: torch.Tensor, live: list[_Slot], drafts: list[list[int]], sampling: Sampling,
-            no_eos: torch.Tensor | None) -> list[list[int]]:
+def _choose(logits: torch.Tensor, drafts: list[list[int]], sampling: Sampling, generators: list,
+            no_eos: torch.Tensor | None, early: list[bool]) -> list[list[int]]:
     """The new tokens of each row from the step's logits (b, q, V). With guesses (q > 1, greedy): a
-    guess stays while it is the model's own choice, and the last kept position gives one more token."""
+    guess stays while it is the model's own choice, and the last kept position gives one more token.
+    `early`: per row, whether EOS is still suppressed (min_new_tokens)."""
     if logits.shape[1] > 1:
         choices = logits.float().argmax(-1).tolist()  # (b, q)
         new = []
-        for st, d, y in zip(live, drafts, choices):
+        for d, y in zip(drafts, choices):
             kept = next((i for i, t in enumerate(d) if t != y[i]), len(d))
-            if d:
-                st.acceptance = 0.5 * st.acceptance + 0.5 * kept / len(d)
             new.append(y[:kept + 1])
         return new
     suppress = None
-    if no_eos is not None and any(len(st.generated) < sampling.min_new_tokens for st in live):
-        early = torch.tensor([len(st.generated) < sampling.min_new_tokens for st in live], device=no_eos.device)
-        suppress = no_eos & early[:, None]  # (b, V)
-    return [[t] for t in next_tokens(logits[:, 0], sampling, [st.generator for st in live], suppress)]
+    if no_eos is not None and any(early):
+        suppress = no_eos & torch.tensor(early, device=no_eos.device)[:, None]  # (b, V)
+    return [[t] for t in next_tokens(logits[:, 0], sampling, generators, suppress)]
+
+
+def _learn(live: list[_Slot], full: list[list[int]], drafts: list[list[int]], new: list[list[int]]) -> None:
+    """Each row's running rate of right guesses, one guess at a time: the guesses it fed up to the first
+    wrong one, or, when it fed none, whether its first guess was the token the model chose (known for
+    free after the step)."""
+    for st, f, d, tokens in zip(live, full, drafts, new):
+        kept = len(tokens) - 1
+        outcomes = [1.0] * kept + ([0.0] if kept < len(d) else []) if d else [float(f[0] == tokens[0])] if f else []
+        for x in outcomes:
+            st.acceptance += RATE_WEIGHT * (x - st.acceptance)
 
 
 def _padded(model, tokenizer, requests, sampling, eos_ids, pad, slots) -> Iterator[tuple[int, Output]]:

@@ -60,14 +60,25 @@ class NgramIndex:
         return []
 
 
-def plan(drafts: Sequence[Sequence[int]], acceptance: Sequence[float], max_draft: int, token_cost: float) -> int:
-    """Tokens per row for the next step (1 = no guess): the q in 1..max_draft+1 that maximises
-    expected new tokens / cost, where a step of b rows x q tokens costs 1 + token_cost * b * q and a
-    row expects acceptance * min(q - 1, its draft) guesses kept (shorter drafts are padded)."""
+def plan(drafts: Sequence[Sequence[int]], acceptance: Sequence[float], token_cost: float,
+         pad_cost: float = 1.0) -> list[int]:
+    """Guesses per row for the next step (0 = none): the choice that maximises expected new tokens /
+    cost. Row i's j-th guess is kept if it and every guess before it are right, with probability
+    acceptance[i] ** j (its rate of right guesses so far); a row feeds 1 + k_i tokens; the step is
+    padded to its longest row and costs 1 + token_cost * (tokens fed + pad_cost * padding) in units of
+    the step's fixed cost (pad_cost 1: padding is computed like tokens; less when the linear layers
+    skip it, packed.py). For each step length the guesses are taken best first, while they pay."""
     b = len(drafts)
-    best_q, best = 1, b / (1 + token_cost * b)
-    for q in range(2, max_draft + 2):
-        gain = (b + sum(a * min(q - 1, len(d)) for a, d in zip(acceptance, drafts))) / (1 + token_cost * b * q)
-        if gain > best:
-            best_q, best = q, gain
-    return best_q
+    best, best_k = b / (1 + token_cost * b), [0] * b
+    for q in range(2, 1 + max((len(d) for d in drafts), default=0) + 1):
+        guesses = sorted(((acceptance[i] ** j, i) for i, d in enumerate(drafts) for j in range(1, min(q - 1, len(d)) + 1)),
+                         reverse=True)  # a row's j-th guess always comes after its (j-1)-th
+        gained, fed, longest, ks = float(b), b, 0, [0] * b
+        for value, i in guesses:
+            ks[i] += 1
+            gained, fed, longest = gained + value, fed + 1, max(longest, ks[i])
+            if longest == q - 1:  # the step's length is q: every row is padded to it
+                ratio = gained / (1 + token_cost * (fed + pad_cost * (b * q - fed)))
+                if ratio > best:
+                    best, best_k = ratio, list(ks)
+    return best_k

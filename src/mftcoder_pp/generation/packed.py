@@ -31,11 +31,41 @@ def _available_bytes() -> int:
         return 0
 
 
-def _packed_forward(weight: torch.Tensor, bias: torch.Tensor | None):
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = torch.ops.mkldnn._linear_pointwise(x.reshape(-1, x.shape[-1]), weight, bias, "none", [], "")
-        return y.reshape(*x.shape[:-1], y.shape[-1])
-    return forward
+class Packed:
+    """The packed linears of one `packed_linears` block (truthy when the model's linears are packed).
+
+    `only(index, total)`: within it, a linear layer given the (b, q) tokens of a decoding step
+    (`total` = b * q) computes only the rows `index` of its flattened input, the step's real tokens,
+    and gives zeros for the others: the padding of rows that feed fewer tokens than the step's
+    longest (guesses, lookahead.py) then costs no matrix product, only its share of attention."""
+
+    def __init__(self):
+        self.linears: list[torch.nn.Linear] = []
+        self.index: torch.Tensor | None = None
+        self.total = 0
+
+    def __bool__(self) -> bool:
+        return bool(self.linears)
+
+    @contextlib.contextmanager
+    def only(self, index: torch.Tensor | None, total: int) -> Iterator[None]:
+        self.index, self.total = (index, total) if self.linears else (None, 0)
+        try:
+            yield
+        finally:
+            self.index, self.total = None, 0
+
+    def forward(self, weight: torch.Tensor, bias: torch.Tensor | None):
+        def forward(module, x: torch.Tensor) -> torch.Tensor:
+            flat = x.reshape(-1, x.shape[-1])
+            index = self.index
+            if index is None or flat.shape[0] != self.total:
+                y = torch.ops.mkldnn._linear_pointwise(flat, weight, bias, "none", [], "")
+            else:
+                part = torch.ops.mkldnn._linear_pointwise(flat.index_select(0, index), weight, bias, "none", [], "")
+                y = part.new_zeros(flat.shape[0], part.shape[-1]).index_copy_(0, index, part)
+            return y.reshape(*x.shape[:-1], y.shape[-1])
+        return forward
 
 
 def linears(model) -> list[torch.nn.Linear]:
@@ -53,17 +83,17 @@ def can_pack(model) -> bool:
 
 
 @contextlib.contextmanager
-def packed_linears(model, rows_hint: int = 16) -> Iterator[bool]:
-    """Within the block the model's linear layers use prepacked weights (yields whether they do)."""
+def packed_linears(model, rows_hint: int = 16) -> Iterator[Packed]:
+    """Within the block the model's linear layers use prepacked weights (the handle is falsy if not)."""
     mods = [m for m in linears(model) if "forward" not in vars(m)] if can_pack(model) else []  # not packed yet
-    done = []
+    packed = Packed()
     try:
         for m in mods:
             w = torch.ops.mkldnn._reorder_linear_weight(m.weight.detach(), rows_hint)
             b = None if m.bias is None else m.bias.detach()
-            m.forward = types.MethodType(_packed_forward(w, b), m)
-            done.append(m)
-        yield bool(done)
+            m.forward = types.MethodType(packed.forward(w, b), m)
+            packed.linears.append(m)
+        yield packed
     finally:
-        for m in done:
+        for m in packed.linears:
             del m.forward  # back to nn.Linear.forward
