@@ -7,7 +7,8 @@ One loop, top to bottom (`generate_stream`):
      prompt (the n samples of a task), into the slots' preallocated KV cache (kvcache.py);
   2. decode: one forward of the occupied slots, each row one token at its own position (stepper.py);
      when greedy, rows may add guesses from their own context, verified in the same forward
-     (lookahead.py), which pays when few rows are left;
+     (lookahead.py), each row as many as pay for themselves (padding to the step's longest row is
+     nearly free: packed.py skips it in the linear layers);
   3. choose each row's token(s) (sampling.py) and check, on the new characters only, EOS, the row's
      stop sequences and max_new_tokens (stops.StopWatch); a row that ends is yielded and frees its slot;
   4. when nothing waits, move rows down into freed slots so the batch shrinks as rows end.

@@ -16,9 +16,11 @@ it is the argmax at its position, and the step's last kept position gives one mo
 forward has other shapes than a one-token step, so in floating point a near-tie can round the other
 way; tested equal on a tiny float32 model, and the benchmark counts identical completions.)
 
-How many guesses a step takes (`plan`) is a fixed rule, not a timing: the expected tokens per unit of
-cost, with each row's acceptance rate so far (a running average) and the cost of a token relative to
-a step's fixed cost (`token_cost`); so the outputs never depend on the machine's speed.
+How many guesses each row feeds (`plan`) is a fixed rule, not a timing: the expected tokens per unit
+of cost, with each row's rate of right guesses so far (kept by the engine, one guess at a time), the
+cost of a token relative to a step's fixed cost (`token_cost`) and that of a padding position
+(`pad_cost`); so the outputs never depend on the machine's speed. Rows choose apart: one row in a
+repetition loop can guess four tokens while the others of the step feed one.
 """
 
 from __future__ import annotations
