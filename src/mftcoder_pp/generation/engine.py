@@ -50,8 +50,8 @@ __all__ = ["Output", "Request", "Sampling", "engine_name", "engine_settings", "g
 # size (docs/generate.md, "prefill"); 0 would put every admitted prompt in one forward.
 PREFILL_TOKENS = 2048
 # Guesses per row and step (lookahead.py), and the cost of one more token in a step relative to the
-# step's fixed cost: on the 2-CPU development machine a float32 step of b rows of SmolLM2-135M costs
-# about F + c*b with c/F = 0.04-0.07 (docs/generate.md).
+# step's fixed cost: a float32 step of b rows of SmolLM2-135M costs about F + c*b, with c/F about 0.06
+# on one 2-CPU host and 0.09-0.11 on another (docs/generate.md).
 MAX_DRAFT = 4
 TOKEN_COST = 1 / 12
 # The cost of a padding position relative to a token's, when the packed linears skip padding
@@ -235,8 +235,11 @@ def _learn(live: list[_Slot], full: list[list[int]], drafts: list[list[int]], ne
     wrong one, or, when it fed none, whether its first guess was the token the model chose (known for
     free after the step)."""
     for st, f, d, tokens in zip(live, full, drafts, new):
-        kept = len(tokens) - 1
-        outcomes = [1.0] * kept + ([0.0] if kept < len(d) else []) if d else [float(f[0] == tokens[0])] if f else []
+        if d:
+            kept = len(tokens) - 1
+            outcomes = [1.0] * kept + ([0.0] if kept < len(d) else [])
+        else:
+            outcomes = [float(f[0] == tokens[0])] if f else []
         for x in outcomes:
             st.acceptance += RATE_WEIGHT * (x - st.acceptance)
 
