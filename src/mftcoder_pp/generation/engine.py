@@ -71,10 +71,11 @@ def engine_settings(model, sampling: Sampling, slots: int) -> dict:
     if engine_name(model) == "padded":
         return {"name": "padded", "batch_size": slots}
     greedy_guesses = not sampling.do_sample and not sampling.min_new_tokens
+    packs = can_pack(model)
     return {"name": "continuous", "slots": slots, "prefill_tokens": PREFILL_TOKENS,
             "guesses_per_row": MAX_DRAFT if greedy_guesses else 0, "guess_token_cost": TOKEN_COST,
-            "guess_pad_cost": PAD_COST if can_pack(model) else 1.0,
-            "linear_weights": "prepacked (oneDNN)" if can_pack(model) else "as loaded"}
+            "guess_pad_cost": PAD_COST if packs else 1.0,
+            "linear_weights": "prepacked (oneDNN)" if packs else "as loaded"}
 
 
 @dataclass
@@ -161,8 +162,7 @@ def generate_stream(model, tokenizer, requests: Sequence[Request], sampling: Sam
             with packer.only(real, b * q):
                 logits = stepper.decode(inputs, [st.length for st in live])  # (b, q, V)
             # 4. choose, check, yield
-            new = _choose(logits, drafts, sampling, [st.generator for st in live], no_eos,
-                          [len(st.generated) < sampling.min_new_tokens for st in live])
+            new = _choose(logits, live, drafts, sampling, no_eos)
             if guesses:
                 _learn(live, full, drafts, new)
             sched.step += 1
@@ -212,11 +212,10 @@ def _fill(stepper: Stepper, table: list[_Slot | None], slots: list[int], pad: in
         stepper.prefill(fresh, [table[s].prompt[:-1] for s in fresh], pad, prefill_tokens)
 
 
-def _choose(logits: torch.Tensor, drafts: list[list[int]], sampling: Sampling, generators: list,
-            no_eos: torch.Tensor | None, early: list[bool]) -> list[list[int]]:
+def _choose(logits: torch.Tensor, live: list[_Slot], drafts: list[list[int]], sampling: Sampling,
+            no_eos: torch.Tensor | None) -> list[list[int]]:
     """The new tokens of each row from the step's logits (b, q, V). With guesses (q > 1, greedy): a
-    guess stays while it is the model's own choice, and the last kept position gives one more token.
-    `early`: per row, whether EOS is still suppressed (min_new_tokens)."""
+    guess stays while it is the model's own choice, and the last kept position gives one more token."""
     if logits.shape[1] > 1:
         choices = logits.float().argmax(-1).tolist()  # (b, q)
         new = []
@@ -225,9 +224,10 @@ def _choose(logits: torch.Tensor, drafts: list[list[int]], sampling: Sampling, g
             new.append(y[:kept + 1])
         return new
     suppress = None
-    if no_eos is not None and any(early):
-        suppress = no_eos & torch.tensor(early, device=no_eos.device)[:, None]  # (b, V)
-    return [[t] for t in next_tokens(logits[:, 0], sampling, generators, suppress)]
+    if no_eos is not None and any(len(st.generated) < sampling.min_new_tokens for st in live):
+        early = torch.tensor([len(st.generated) < sampling.min_new_tokens for st in live], device=no_eos.device)
+        suppress = no_eos & early[:, None]  # (b, V)
+    return [[t] for t in next_tokens(logits[:, 0], sampling, [st.generator for st in live], suppress)]
 
 
 def _learn(live: list[_Slot], full: list[list[int]], drafts: list[list[int]], new: list[list[int]]) -> None:

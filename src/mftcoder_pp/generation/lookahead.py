@@ -72,11 +72,14 @@ def plan(drafts: Sequence[Sequence[int]], acceptance: Sequence[float], token_cos
     skip it, packed.py). For each step length the guesses are taken best first, while they pay."""
     b = len(drafts)
     best, best_k = b / (1 + token_cost * b), [0] * b
+    # Every guess, best first (a row's later guesses are worth less: they come after its earlier ones).
+    ranked = sorted(((acceptance[i] ** j, i, j) for i, d in enumerate(drafts) for j in range(1, len(d) + 1)),
+                    key=lambda g: (-g[0], -g[1], g[2]))
     for q in range(2, 1 + max((len(d) for d in drafts), default=0) + 1):
-        guesses = sorted(((acceptance[i] ** j, i) for i, d in enumerate(drafts) for j in range(1, min(q - 1, len(d)) + 1)),
-                         reverse=True)  # a row's j-th guess always comes after its (j-1)-th
         gained, fed, longest, ks = float(b), b, 0, [0] * b
-        for value, i in guesses:
+        for value, i, j in ranked:
+            if j > q - 1:
+                continue
             ks[i] += 1
             gained, fed, longest = gained + value, fed + 1, max(longest, ks[i])
             if longest == q - 1:  # the step's length is q: every row is padded to it

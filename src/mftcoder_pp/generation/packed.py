@@ -55,7 +55,8 @@ class Packed:
         finally:
             self.index, self.total = None, 0
 
-    def forward(self, weight: torch.Tensor, bias: torch.Tensor | None):
+    def forward_for(self, weight: torch.Tensor, bias: torch.Tensor | None):
+        """The forward of a linear layer whose packed weight is `weight`."""
         def forward(module, x: torch.Tensor) -> torch.Tensor:
             flat = x.reshape(-1, x.shape[-1])
             index = self.index
@@ -91,7 +92,7 @@ def packed_linears(model, rows_hint: int = 16) -> Iterator[Packed]:
         for m in mods:
             w = torch.ops.mkldnn._reorder_linear_weight(m.weight.detach(), rows_hint)
             b = None if m.bias is None else m.bias.detach()
-            m.forward = types.MethodType(packed.forward(w, b), m)
+            m.forward = types.MethodType(packed.forward_for(w, b), m)
             packed.linears.append(m)
         yield packed
     finally:

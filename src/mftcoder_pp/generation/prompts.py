@@ -4,9 +4,8 @@
   benchmark's raw prompt (MBPP: the statement, then the tests) ends in assert lines, which a base model
   continues with more asserts, so its completion prompt is bigcode-evaluation-harness's instead: the
   statement and the first test inside a docstring, after which the program starts
-  (`program_completion_prompt`). Its trailing whitespace
-  is held back from the model and taken off the front of the completion again (`split_trailing_space`,
-  `rejoin`): benchmark prompts end in a newline, while BPE tokenizers, ours and Qwen's alike, merge a
+  (`program_completion_prompt`). A completion prompt's trailing whitespace is held back from the model
+  and taken off the front of the completion again (`split_trailing_space`, `rejoin`): benchmark prompts end in a newline, while BPE tokenizers, ours and Qwen's alike, merge a
   newline with the next line's indentation, so a prompt that ends in a bare newline token asks the model
   to continue from a token boundary it never saw in training (bigcode-evaluation-harness strips
   HumanEval prompts for the same reason).
